@@ -1,0 +1,47 @@
+"""Shared fixtures: captured topologies and an environment that every test leaves as it found it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tfcpu.topology import Topology, materialise
+
+DATA = Path(__file__).parent / "data"
+TOPOLOGIES = DATA / "topologies"
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """Tests may set variables freely; the process environment is restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def captured_root(tmp_path: Path) -> Callable[[str], Path]:
+    """Lay out ``tests/data/topologies/<name>.json`` as a file tree; return its root."""
+
+    def make(name: str) -> Path:
+        root = tmp_path / name
+        materialise(TOPOLOGIES / f"{name}.json", root)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def topology(captured_root: Callable[[str], Path]) -> Callable[[str], Topology]:
+    """Detect the Topology of a captured machine by name."""
+
+    def make(name: str) -> Topology:
+        return Topology.detect(captured_root(name))
+
+    return make

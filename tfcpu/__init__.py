@@ -1,0 +1,76 @@
+"""tfcpu: TensorFlow inference on x86 CPUs, as fast as the hardware allows.
+
+Importing tfcpu is cheap and side-effect free: it imports neither TensorFlow nor Neural
+Compressor and changes no environment variable or CPU affinity. Heavy stages are
+imported on first use of their names.
+
+    >>> import tfcpu
+    >>> topo = tfcpu.Topology.detect()
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tfcpu.errors import (
+    ConfigError,
+    GraphError,
+    InstanceError,
+    MissingDependencyError,
+    ModelError,
+    PassError,
+    PlanError,
+    QuantizationError,
+    RunnerError,
+    TfcpuError,
+    TopologyError,
+    UnsafeModelError,
+)
+from tfcpu.topology import Topology
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# Public names that live in modules importing heavier packages: resolved on first access.
+_LAZY: dict[str, str] = {
+    "RuntimeInfo": "tfcpu.session.runtime",
+    "runtime_info": "tfcpu.session.runtime",
+}
+
+if TYPE_CHECKING:
+    from tfcpu.session.runtime import RuntimeInfo, runtime_info
+
+__all__ = [
+    "ConfigError",
+    "GraphError",
+    "InstanceError",
+    "MissingDependencyError",
+    "ModelError",
+    "PassError",
+    "PlanError",
+    "QuantizationError",
+    "RunnerError",
+    "RuntimeInfo",
+    "TfcpuError",
+    "Topology",
+    "TopologyError",
+    "UnsafeModelError",
+    "__version__",
+    "runtime_info",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfcpu' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,27 @@
+"""Lazy imports of heavy optional packages, with install guidance when they are missing."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+from tfcpu.errors import MissingDependencyError
+
+__all__ = ["import_optional", "import_tensorflow"]
+
+
+def import_optional(
+    module: str, *, package: str | None = None, extra: str | None = None, purpose: str | None = None
+) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package or module, extra=extra, purpose=purpose) from exc
+
+
+def import_tensorflow() -> ModuleType:
+    """Import TensorFlow quietly (its C++ INFO logs are noise for tfcpu users)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return import_optional("tensorflow", package="tensorflow", purpose="tfcpu needs TensorFlow to run models")

@@ -1,0 +1,42 @@
+"""Shared helpers to render tables in the terminal (rich) and in Jupyter (HTML)."""
+
+from __future__ import annotations
+
+import html as _html
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["html_table", "print_rich", "rich_table"]
+
+
+def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
+    """Build a ``rich.table.Table`` (imported lazily)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def html_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A small, dependency-free HTML table for ``_repr_html_``."""
+    esc = _html.escape
+    parts = ['<table class="tfcpu">']
+    if title:
+        parts.append(f'<caption style="text-align:left;font-weight:bold">{esc(title)}</caption>')
+    parts.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr></thead>")
+    parts.append("<tbody>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def print_rich(*renderables: Any, stderr: bool = False) -> None:
+    """Print rich renderables (used by the CLI only; the library never prints)."""
+    from rich.console import Console
+
+    Console(stderr=stderr).print(*renderables)

@@ -1,0 +1,60 @@
+"""Entry point of the ``tfcpu`` command.
+
+Exit codes: 0 success, 1 a failure while doing the work, 2 a user error (bad flag, bad
+input, unknown name). Errors print one line and a hint; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from tfcpu import __version__
+from tfcpu.errors import TfcpuError
+
+__all__ = ["main"]
+
+# Each subcommand module exposes register(subparsers) and sets a `func` default.
+_SUBCOMMANDS = ("tfcpu.cli.topology",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="tfcpu",
+        description="Make TensorFlow inference on x86 CPUs as fast as the hardware allows.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfcpu {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _SUBCOMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args) or 0)
+    except TfcpuError as exc:
+        if args.debug:
+            raise
+        print(f"tfcpu {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"tfcpu {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
