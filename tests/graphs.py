@@ -1,0 +1,69 @@
+"""Tiny graphs built in code for unit tests (no files, no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfcpu.graph.model import Model, TensorSpec
+
+W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10.0
+B = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+
+
+def dense_softmax() -> Model:
+    """x[?,4] → MatMul(W) → BiasAdd(B) → Softmax = "probs"."""
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        y = tf.nn.bias_add(tf.matmul(x, tf.constant(W)), tf.constant(B))
+        tf.nn.softmax(y, name="probs")
+    return Model(
+        g.as_graph_def(),
+        (TensorSpec("x:0", "float32", (None, 4), "Placeholder"),),
+        (TensorSpec("probs:0", "float32", (None, 3), "Softmax"),),
+        source="dense_softmax",
+    )
+
+
+def dense_softmax_reference(x: np.ndarray) -> np.ndarray:
+    z = x @ W + B
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def two_inputs() -> Model:
+    """a[?,3] float32, n[?] int32 → a * cast(n)[:, None] = "out"."""
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        a = tf.compat.v1.placeholder(tf.float32, [None, 3], name="a")
+        n = tf.compat.v1.placeholder(tf.int32, [None], name="n")
+        tf.multiply(a, tf.expand_dims(tf.cast(n, tf.float32), 1), name="out")
+    return Model(
+        g.as_graph_def(),
+        (
+            TensorSpec("a:0", "float32", (None, 3), "Placeholder"),
+            TensorSpec("n:0", "int32", (None,), "Placeholder"),
+        ),
+        (TensorSpec("out:0", "float32", (None, 3), "Mul"),),
+        source="two_inputs",
+    )
+
+
+def echo_ids() -> Model:
+    """ids[?,1] float32 → ids * 1 + 0 = "echo" (lets tests see which items were processed)."""
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        ids = tf.compat.v1.placeholder(tf.float32, [None, 1], name="ids")
+        tf.add(tf.multiply(ids, tf.constant(1.0)), tf.constant(0.0), name="echo")
+    return Model(
+        g.as_graph_def(),
+        (TensorSpec("ids:0", "float32", (None, 1), "Placeholder"),),
+        (TensorSpec("echo:0", "float32", (None, 1), "AddV2"),),
+        source="echo_ids",
+    )

@@ -1,0 +1,53 @@
+"""``tfcpu tune``: sweep cores per instance and batch size, pick the best layout, plot it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tfcpu._render import print_rich
+from tfcpu.cli._common import progress_bar
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="measure instance layouts and batch sizes; pick the best (the paper's Figure 9)",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--inputs", nargs="+")
+    p.add_argument("--outputs", nargs="+")
+    p.add_argument("--batch-size", type=int, nargs="+", default=[32], help="one or more batch sizes")
+    p.add_argument("--cores-per-instance", type=int, nargs="+", help="values to try (default 1, 2, 4, .., all)")
+    p.add_argument("--onednn-sweep", action="store_true", help="also try oneDNN on and off")
+    p.add_argument("--duration", type=float, default=10.0, help="timed seconds per layout")
+    p.add_argument("--latency-budget", type=float, metavar="MS", help="best = fastest with p99 under MS")
+    p.add_argument("--plot", metavar="PNG", help="save throughput vs cores per instance")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfcpu.graph.load import load
+    from tfcpu.runtime.tune import tune
+
+    model = load(args.model, inputs=args.inputs, outputs=args.outputs)
+    with progress_bar("sweep", enabled=not args.json) as update:
+        result = tune(
+            model,
+            cores_per_instance=args.cores_per_instance,
+            batch_sizes=args.batch_size,
+            onednn=(True, False) if args.onednn_sweep else (None,),
+            duration=args.duration,
+            latency_budget_ms=args.latency_budget,
+            progress=update,
+        )
+    if args.plot:
+        result.plot(args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_rich(result)
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0 if result.best is not None else 1

@@ -1,0 +1,67 @@
+"""Latency and throughput statistics over timed batches (pure numpy-free Python)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["LatencyStats", "percentile"]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100) of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    if len(sorted_values) == 1:
+        return float(sorted_values[0])
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    frac = pos - lo
+    return float(sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-batch latency in milliseconds."""
+
+    count: int
+    mean: float
+    min: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+    @classmethod
+    def from_seconds(cls, seconds: Sequence[float]) -> LatencyStats:
+        ms = sorted(s * 1000.0 for s in seconds)
+        if not ms:
+            nan = math.nan
+            return cls(0, nan, nan, nan, nan, nan, nan)
+        return cls(
+            count=len(ms),
+            mean=sum(ms) / len(ms),
+            min=ms[0],
+            p50=percentile(ms, 50),
+            p90=percentile(ms, 90),
+            p99=percentile(ms, 99),
+            max=ms[-1],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyStats:
+        return cls(
+            count=int(data["count"]),
+            mean=float(data["mean"]),
+            min=float(data["min"]),
+            p50=float(data["p50"]),
+            p90=float(data["p90"]),
+            p99=float(data["p99"]),
+            max=float(data["max"]),
+        )
