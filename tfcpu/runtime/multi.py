@@ -131,6 +131,7 @@ def run_instances(
     progress: Progress | None = None,
     env: Mapping[str, str] | None = None,
     seed: int = 0,
+    threads: tuple[int, int] | None = None,
 ) -> MultiInstanceResult:
     """Run ``model`` in one pinned child per instance of ``plan`` and aggregate honestly.
 
@@ -145,6 +146,9 @@ def run_instances(
         timeout: seconds an instance may run after the common start before it is killed;
             default: 3 × duration + 120 s, or 600 s.
         progress: callback ``(phase, done, total)`` for progress bars.
+        env: extra environment for every child (e.g. ``TF_ENABLE_ONEDNN_OPTS``).
+        threads: ``(intra, inter)`` for every child instead of the plan's; ``0`` lets
+            TensorFlow choose (its defaults), for baselines.
     """
     instances = tuple(plan.instances)
     if not instances:
@@ -180,26 +184,35 @@ def run_instances(
         else:
             data_spec = [{"kind": "synthetic", "seed": seed, "shapes": dict(shapes or {})}] * len(instances)
 
+        base = {
+            "graph_path": str(graph_path),
+            "inputs": [s.to_dict() for s in model.inputs],
+            "outputs": [s.to_dict() for s in model.outputs],
+            "source": model.source,
+            "batch_size": batch_size,
+            "warmup": warmup,
+            "steps": steps,
+            "duration": duration,
+            "collect_outputs": collect_outputs,
+            "go_path": str(work / "go"),
+            "workdir": str(work),
+            "startup_timeout": startup_timeout + 60,
+        }
         children: list[_Child] = []
         try:
             for inst, dspec in zip(instances, data_spec, strict=True):
-                children.append(
-                    _start(
-                        model,
-                        inst,
-                        dspec,
-                        work,
-                        graph_path,
-                        batch_size,
-                        warmup,
-                        steps,
-                        duration,
-                        collect_outputs,
-                        startup_timeout,
-                        env,
-                        plan.method,
-                    )
-                )
+                intra, inter = threads or (inst.intra_op_threads, inst.inter_op_threads)
+                spec = {
+                    **base,
+                    "index": inst.index,
+                    "cpus": list(inst.cpus),
+                    "data": dspec,
+                    "ready_path": str(work / f"ready-{inst.index}"),
+                    "result_path": str(work / f"result-{inst.index}.json"),
+                    "intra_op_threads": intra,
+                    "inter_op_threads": inter,
+                }
+                children.append(_start(inst, spec, work, env or {}, plan.method, startup_timeout))
             _wait_ready(children, startup_timeout, progress)
             go = time.monotonic() + 0.05
             atomic_write_text(work / "go", repr(go))
@@ -222,45 +235,12 @@ def run_instances(
 
 
 def _start(
-    model: Model,
-    inst: Instance,
-    dspec: dict[str, Any],
-    work: Path,
-    graph_path: Path,
-    batch_size: int,
-    warmup: int,
-    steps: int | None,
-    duration: float | None,
-    collect: bool,
-    startup_timeout: float,
-    env: Mapping[str, str] | None,
-    method: str,
+    inst: Instance, spec: dict[str, Any], work: Path, env: Mapping[str, str], method: str, startup_timeout: float
 ) -> _Child:
     idx = inst.index
-    spec = {
-        "index": idx,
-        "cpus": list(inst.cpus),
-        "graph_path": str(graph_path),
-        "inputs": [s.to_dict() for s in model.inputs],
-        "outputs": [s.to_dict() for s in model.outputs],
-        "source": model.source,
-        "batch_size": batch_size,
-        "warmup": warmup,
-        "steps": steps,
-        "duration": duration,
-        "data": dspec,
-        "collect_outputs": collect,
-        "ready_path": str(work / f"ready-{idx}"),
-        "go_path": str(work / "go"),
-        "result_path": str(work / f"result-{idx}.json"),
-        "workdir": str(work),
-        "startup_timeout": startup_timeout + 60,
-        "intra_op_threads": inst.intra_op_threads,
-        "inter_op_threads": inst.inter_op_threads,
-    }
     spec_path = work / f"spec-{idx}.json"
     spec_path.write_text(json.dumps(spec))
-    child_env = {**os.environ, **(env or {}), **inst.env, "PYTHONUNBUFFERED": "1"}
+    child_env = {**os.environ, **inst.env, **env, "PYTHONUNBUFFERED": "1"}
     child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     child_env["TFCPU_INSTANCE_INDEX"] = str(idx)
     argv = pinned_argv(inst, method, [sys.executable, "-m", "tfcpu.runtime.worker", str(spec_path)])
