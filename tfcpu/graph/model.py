@@ -7,7 +7,9 @@ build a new Model.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,3 +94,46 @@ class Model:
 
     def to_bytes(self) -> bytes:
         return bytes(self.graph_def.SerializeToString(deterministic=True))
+
+    def summary(self) -> Any:
+        """A :class:`~tfcpu.graph.summary.GraphSummary`: inputs, outputs, parameters, op histogram."""
+        from tfcpu.graph.summary import summarize
+
+        return summarize(self)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the GraphDef atomically: binary for ``.pb``, text for ``.pbtxt``.
+
+        The signature is not stored in a GraphDef; :func:`tfcpu.load` infers it again
+        (Placeholders and sinks), or pass ``inputs=``/``outputs=`` when loading.
+        """
+        from tfcpu._io import atomic_write_bytes, atomic_write_text
+        from tfcpu.errors import ModelError
+
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix == ".pb":
+            return atomic_write_bytes(target, self.to_bytes())
+        if suffix == ".pbtxt":
+            from google.protobuf import text_format
+
+            return atomic_write_text(target, text_format.MessageToString(self.graph_def))
+        raise ModelError(
+            "cannot tell the format from the file name", where=str(target), hint="use a .pb or .pbtxt suffix"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The signature and op histogram (not the weights) as JSON-ready data."""
+        return {
+            "source": self.source,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "nodes": self.node_count,
+            "op_counts": self.op_counts(),
+        }
+
+    def __rich__(self) -> Any:
+        return self.summary().__rich__()
+
+    def _repr_html_(self) -> str:
+        return str(self.summary()._repr_html_())

@@ -1,0 +1,430 @@
+"""``tfcpu.load``: any TensorFlow model as a frozen :class:`~tfcpu.graph.model.Model`.
+
+Sources accepted by :func:`load`:
+
+* a binary GraphDef ``.pb`` or a text ``.pbtxt`` file;
+* a SavedModel directory (``signature=`` chooses the signature, default ``serving_default``);
+* a Keras ``.keras`` / ``.h5`` file, or an in-memory Keras model (Keras 3 or ``tf_keras``);
+* a ``tf.function`` with an ``input_signature``, or a ConcreteFunction;
+* a ``GraphDef`` object (copied);
+* ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
+  ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
+  (random weights: benchmarks and tests need no download). :func:`resolve_application` is
+  reused by ``tfcpu demo``/``bench``.
+
+Files are checked *before* parsing (missing, empty, a directory that is not a SavedModel,
+larger than protobuf's 2 GiB limit) and after (protobuf decode errors, bytes the parser
+dropped, a missing ``versions`` field — how a file truncated at a node boundary shows —
+duplicate node names, inputs naming missing nodes, cycles, unknown ops). The source file is
+only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tfcpu._lazy import import_tensorflow
+from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean
+from tfcpu.graph._graphdef import parse_input, topological_order
+from tfcpu.graph.model import Model, TensorSpec, tensor_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["APPLICATIONS", "load", "resolve_application", "validate_graph_def"]
+
+MAX_PROTO_BYTES = 2 * 1024**3 - 1
+APPLICATIONS = (
+    "ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3",
+    "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "NASNetMobile", "ResNet101",
+    "ResNet101V2", "ResNet152", "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception",
+)  # fmt: skip
+_VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable", "TemporaryVariable")
+_NOT_OUTPUTS = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "SaveV2", "RestoreV2")
+
+Names = str | Sequence[str] | None
+
+
+def load(
+    source: Any,
+    inputs: Names = None,
+    outputs: Names = None,
+    *,
+    signature: str | None = None,
+) -> Model:
+    """Load ``source`` as a frozen Model. See the module docstring for the accepted sources.
+
+    Args:
+        inputs: input tensor names (``"x"`` or ``"x:0"``); default: every Placeholder.
+        outputs: output tensor names; default: the sinks (nodes nobody reads).
+        signature: SavedModel signature key (default ``serving_default`` or the only one).
+    """
+    in_names = _names(inputs, "inputs")
+    out_names = _names(outputs, "outputs")
+    tf = None
+    if isinstance(source, str | os.PathLike):
+        text = os.fspath(source)
+        app = _application_name(text)
+        if app is not None:
+            return _from_keras(resolve_application(app), in_names, out_names, f"keras:{app}")
+        path = Path(text)
+        _check_path(path)
+        if path.is_dir():
+            return _from_saved_model(path, in_names, out_names, signature)
+        suffix = path.suffix.lower()
+        if suffix in (".keras", ".h5", ".hdf5"):
+            return _from_keras(_load_keras_file(path), in_names, out_names, str(path))
+        graph_def = _read_graph_def(path)
+        return _from_graph_def(graph_def, in_names, out_names, str(path), check_versions=True)
+    tf = import_tensorflow()
+    if isinstance(source, tf.compat.v1.GraphDef):
+        copy = tf.compat.v1.GraphDef()
+        copy.CopyFrom(source)
+        return _from_graph_def(copy, in_names, out_names, "<GraphDef>", check_versions=False)
+    if _is_keras_model(source):
+        return _from_keras(source, in_names, out_names, f"<keras {getattr(source, 'name', 'model')}>")
+    if hasattr(source, "get_concrete_function") or hasattr(source, "structured_outputs"):
+        return _from_function(source, in_names, out_names, f"<function {getattr(source, '__name__', '')}>")
+    raise ConfigError(
+        f"tfcpu.load cannot load a {type(source).__name__}",
+        hint="pass a .pb/.pbtxt/.keras/.h5 path, a SavedModel directory, a Keras model, a tf.function "
+        "with an input_signature, a ConcreteFunction, a GraphDef or 'keras:ResNet50'",
+    )
+
+
+# -- names and applications ------------------------------------------------------------------
+def _names(value: Names, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        out.extend(p.strip() for p in str(item).split(",") if p.strip())
+    if not out:
+        raise ConfigError(f"{what} is empty", hint="give tensor names such as 'input:0', or None to infer")
+    return tuple(out)
+
+
+def _application_name(text: str) -> str | None:
+    if text.startswith("keras:"):
+        name = text.split(":", 1)[1]
+        if name not in APPLICATIONS:
+            raise ConfigError(
+                f"unknown Keras application {name!r}",
+                why=did_you_mean(name, APPLICATIONS),
+                hint="known: " + ", ".join(APPLICATIONS),
+            )
+        return name
+    if text in APPLICATIONS and not os.path.exists(text):
+        return text
+    return None
+
+
+def resolve_application(name: str, *, weights: str | None = None) -> Any:
+    """Build ``tf.keras.applications.<name>(weights=weights)`` (random weights by default)."""
+    if name.startswith("keras:"):
+        name = name.split(":", 1)[1]
+    if name not in APPLICATIONS:
+        raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, APPLICATIONS))
+    tf = import_tensorflow()
+    logger.info("building tf.keras.applications.%s(weights=%s)", name, weights)
+    return getattr(tf.keras.applications, name)(weights=weights)
+
+
+# -- files ------------------------------------------------------------------------------------
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        near = did_you_mean(path.name, os.listdir(path.parent)) if path.parent.is_dir() else None
+        raise ModelError(
+            "model file not found",
+            where=str(path),
+            why=near,
+            hint="give a .pb/.pbtxt/.keras/.h5 file, a SavedModel directory or keras:ResNet50",
+        )
+    if path.is_dir():
+        if not ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()):
+            raise ModelError(
+                "directory is not a SavedModel",
+                where=str(path),
+                why="it has no saved_model.pb or saved_model.pbtxt",
+                hint="point at the SavedModel directory itself (the one holding saved_model.pb)",
+            )
+        return
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError("model file is empty", where=str(path), hint="re-export the model")
+    if size > MAX_PROTO_BYTES:
+        raise ModelError(
+            "model file is larger than 2 GiB",
+            where=str(path),
+            why=f"{size} bytes; a protobuf message cannot exceed 2 GiB, so this is not a single GraphDef",
+            hint="save large models as a SavedModel (weights live in variables files) and load the directory",
+        )
+
+
+def _read_graph_def(path: Path) -> Any:
+    tf = import_tensorflow()
+    from google.protobuf import message, text_format
+
+    data = path.read_bytes()
+    graph_def = tf.compat.v1.GraphDef()
+    if path.suffix.lower() in (".pbtxt", ".txt", ".prototxt"):
+        try:
+            text_format.Parse(data.decode("utf-8"), graph_def)
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            raise ModelError("not a text GraphDef", where=str(path), why=str(exc).splitlines()[0]) from exc
+        return graph_def
+    try:
+        graph_def.ParseFromString(data)
+    except message.DecodeError as exc:
+        raise ModelError(
+            "not a GraphDef: the protobuf does not decode",
+            where=str(path),
+            why=f"{exc} (truncated or not a .pb?)",
+            hint="re-export the frozen graph; a SavedModel directory or .keras file also works",
+        ) from exc
+    written = len(graph_def.SerializeToString())
+    if written != len(data):
+        raise ModelError(
+            "not a GraphDef: parsing dropped or changed bytes",
+            where=str(path),
+            why=f"file has {len(data)} bytes, the parsed graph {written} (garbage, or another message type)",
+        )
+    return graph_def
+
+
+def _load_keras_file(path: Path) -> Any:
+    tf = import_tensorflow()
+    try:
+        return tf.keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # Keras raises many types
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            try:
+                import tf_keras
+
+                return tf_keras.models.load_model(str(path), compile=False)
+            except Exception:  # noqa: BLE001 - fall through to the Keras 3 error
+                logger.debug("tf_keras could not load %s either", path)
+        raise ModelError("cannot load the Keras model", where=str(path), why=f"{type(exc).__name__}: {exc}") from exc
+
+
+# -- freezing ---------------------------------------------------------------------------------
+def _is_keras_model(obj: Any) -> bool:
+    for cls in type(obj).__mro__:
+        if cls.__name__ in ("Model", "Functional", "Sequential") and cls.__module__.split(".")[0] in (
+            "keras",
+            "tf_keras",
+        ):
+            return True
+    return False
+
+
+def _from_keras(model: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, source: str) -> Model:
+    tf = import_tensorflow()
+    try:
+        specs = [
+            tf.TensorSpec(t.shape, t.dtype, name=_clean(getattr(t, "name", f"input_{i}")))
+            for i, t in enumerate(model.inputs)
+        ]
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelError(
+            "the Keras model has no defined inputs",
+            where=source,
+            hint="build or call the model once so its input shapes are known",
+        ) from exc
+
+    def call(*args: Any) -> Any:
+        return model(args[0] if len(args) == 1 else list(args), training=False)
+
+    function = tf.function(call).get_concrete_function(*specs)
+    return _from_function(function, inputs, outputs, source)
+
+
+def _clean(name: str) -> str:
+    return name.split(":")[0].replace("/", "_")
+
+
+def _from_function(fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, source: str) -> Model:
+    import_tensorflow()
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = fn
+    if not hasattr(fn, "structured_outputs"):
+        try:
+            concrete = fn.get_concrete_function()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                "cannot trace the tf.function",
+                where=source,
+                why=str(exc).splitlines()[0],
+                hint="give it an input_signature, or pass fn.get_concrete_function(tf.TensorSpec(...))",
+            ) from exc
+    try:
+        frozen = convert_variables_to_constants_v2(concrete)
+    except Exception as exc:  # TF raises many types while freezing
+        raise ModelError(
+            "cannot freeze the function's variables", where=source, why=f"{type(exc).__name__}: {exc}"
+        ) from exc
+    graph_def = frozen.graph.as_graph_def()
+    default_in = tuple(t.name for t in frozen.inputs if t.dtype.name != "resource")
+    default_out = tuple(t.name for t in frozen.outputs)
+    return _from_graph_def(graph_def, inputs or default_in, outputs or default_out, source, check_versions=False)
+
+
+def _from_saved_model(
+    path: Path, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, signature: str | None
+) -> Model:
+    tf = import_tensorflow()
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TF raises many types
+        raise ModelError("cannot load the SavedModel", where=str(path), why=f"{type(exc).__name__}: {exc}") from exc
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise ModelError(
+            "the SavedModel has no signatures",
+            where=str(path),
+            hint="export it with signatures=..., or load the Keras model instead",
+        )
+    key = signature or ("serving_default" if "serving_default" in signatures else None)
+    if key is None:
+        if len(signatures) > 1:
+            raise ModelError(
+                "the SavedModel has several signatures; choose one",
+                where=str(path),
+                hint="signature=" + " or ".join(repr(k) for k in sorted(signatures)),
+            )
+        key = next(iter(signatures))
+    if key not in signatures:
+        raise ModelError(
+            f"no signature {key!r}",
+            where=str(path),
+            why=did_you_mean(key, signatures),
+            hint="signatures: " + ", ".join(sorted(signatures)),
+        )
+    model = _from_function(signatures[key], inputs, outputs, f"{path}[{key}]")
+    return Model(model.graph_def, model.inputs, model.outputs, str(path), {**model.metadata, "signature": key})
+
+
+# -- validation and signature -----------------------------------------------------------------
+def validate_graph_def(graph_def: Any, where: str = "<graph>") -> None:
+    """Raise ModelError/GraphError for duplicate names, dangling inputs, cycles or variables."""
+    seen: set[str] = set()
+    for node in graph_def.node:
+        if not node.name or not node.op:
+            raise ModelError("a node has no name or op", where=where, why="the file is probably corrupt")
+        if node.name in seen:
+            raise GraphError("duplicate node name", where=f"{where}: {node.name}")
+        seen.add(node.name)
+    for node in graph_def.node:
+        for text in node.input:
+            src = parse_input(text).node
+            if src not in seen:
+                raise GraphError(
+                    f"node {node.name!r} reads a node that does not exist: {text!r}",
+                    where=where,
+                    why=did_you_mean(src, seen) or "the graph is incomplete (truncated?)",
+                )
+    if topological_order(graph_def) is None:
+        from tfcpu.graph._graphdef import cycle_members
+
+        members = cycle_members(graph_def)
+        raise GraphError(
+            "the graph has a cycle",
+            where=where,
+            why="nodes on or behind it: " + ", ".join(members[:5]),
+            hint="an inference graph must be acyclic (TF1 while loops go through NextIteration)",
+        )
+    variables = [n.name for n in graph_def.node if n.op in _VARIABLE_OPS]
+    if variables:
+        raise ModelError(
+            f"the graph holds {len(variables)} variables that are not frozen",
+            where=f"{where}: {variables[0]}",
+            why="a GraphDef file has no variable values to freeze",
+            hint="load the SavedModel directory, the Keras model or the tf.function instead (tfcpu freezes "
+            "those), or freeze with convert_variables_to_constants_v2 before saving",
+        )
+    from tensorflow.python.framework import op_def_registry
+
+    unknown = sorted(
+        {n.op for n in graph_def.node if op_def_registry.get(n.op) is None}
+        - {f.signature.name for f in graph_def.library.function}
+    )
+    if unknown:
+        raise ModelError(
+            "the graph uses ops this TensorFlow does not know",
+            where=where,
+            why=", ".join(unknown[:5]),
+            hint="load the op library (tf.load_op_library) first, or the file is corrupt",
+        )
+
+
+def _from_graph_def(
+    graph_def: Any,
+    inputs: tuple[str, ...] | None,
+    outputs: tuple[str, ...] | None,
+    source: str,
+    *,
+    check_versions: bool,
+) -> Model:
+    if len(graph_def.node) == 0:
+        raise ModelError("the graph has no nodes", where=source)
+    if check_versions and graph_def.versions.producer == 0:
+        raise ModelError(
+            "the GraphDef has no versions field: the file looks truncated",
+            where=source,
+            why="TensorFlow writes versions after the nodes, so a file cut at a node boundary loses it",
+            hint="re-export the graph; if it was built without versions, load the GraphDef object instead",
+        )
+    validate_graph_def(graph_def, source)
+    nodes = {n.name: n for n in graph_def.node}
+    consumers: set[str] = {parse_input(t).node for n in graph_def.node for t in n.input}
+    if inputs is None:
+        inputs = tuple(
+            n.name
+            for n in graph_def.node
+            if n.op in ("Placeholder", "PlaceholderWithDefault") and n.op == "Placeholder"
+        )
+    if outputs is None:
+        outputs = tuple(n.name for n in graph_def.node if n.name not in consumers and n.op not in _NOT_OUTPUTS)
+        if not outputs:
+            raise ModelError(
+                "cannot infer the outputs: the graph has no sink node", where=source, hint="pass outputs=[...]"
+            )
+    in_specs = _specs(graph_def, inputs, nodes, source, "input")
+    out_specs = _specs(graph_def, outputs, nodes, source, "output")
+    return Model(graph_def=graph_def, inputs=in_specs, outputs=out_specs, source=source)
+
+
+def _specs(
+    graph_def: Any, names: tuple[str, ...], nodes: dict[str, Any], source: str, what: str
+) -> tuple[TensorSpec, ...]:
+    tf = import_tensorflow()
+    for name in names:
+        node = parse_input(tensor_name(name)).node
+        if node not in nodes:
+            raise ModelError(
+                f"no {what} node {node!r} in the graph",
+                where=source,
+                why=did_you_mean(node, nodes) or f"the graph has {len(nodes)} nodes",
+                hint=f"see the candidates with: tfcpu inspect {source}",
+            )
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+    except (ValueError, TypeError) as exc:  # import validates types and attributes
+        raise ModelError("TensorFlow rejects the graph", where=source, why=str(exc).splitlines()[0]) from exc
+    specs = []
+    for name in names:
+        full = tensor_name(name)
+        try:
+            tensor = graph.get_tensor_by_name(full)
+        except (KeyError, ValueError) as exc:
+            raise ModelError(f"the graph has no tensor {full!r}", where=source, why=str(exc).splitlines()[0]) from exc
+        shape = None if tensor.shape.rank is None else tuple(tensor.shape.as_list())
+        specs.append(TensorSpec(full, tensor.dtype.name, shape, tensor.op.type))
+    return tuple(specs)

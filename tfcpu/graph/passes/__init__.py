@@ -1,0 +1,72 @@
+"""Graph passes, one module per pass, each registered under its name.
+
+The name of a pass is also the name of its :class:`~tfcpu.GraphOptimizer` method and its
+token in a ``graph_transforms`` string. :func:`run_pass` is the only way passes are run: it
+copies the GraphDef, calls the pass on the copy, times it and builds the PassReport.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tfcpu.errors import ConfigError, PassError, TfcpuError, did_you_mean
+from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes)
+    fold_batch_norms,
+    fold_constants,
+    fold_old_batch_norms,
+    merge_duplicate_constants,
+    remove_nodes,
+    strip_attrs,
+    strip_unused_nodes,
+)
+from tfcpu.graph.passes._base import PASSES, PassContext, PassInfo, PassReport, Skip
+
+__all__ = ["PASSES", "PassContext", "PassInfo", "PassReport", "Skip", "get_pass", "run_pass"]
+
+
+def get_pass(name: str) -> PassInfo:
+    info = PASSES.get(name)
+    if info is None:
+        raise ConfigError(
+            f"unknown graph pass {name!r}",
+            why=did_you_mean(name, PASSES),
+            hint="known passes: " + ", ".join(sorted(PASSES)),
+        )
+    return info
+
+
+def run_pass(name: str, graph_def: Any, ctx: PassContext, **params: Any) -> tuple[Any, PassReport]:
+    """Run one pass on a copy of ``graph_def``; the argument is never modified."""
+    info = get_pass(name)
+    unknown = set(params) - set(info.defaults)
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise ConfigError(
+            f"pass {name!r} has no parameter {bad!r}",
+            why=did_you_mean(bad, info.defaults),
+            hint="parameters: " + (", ".join(info.defaults) or "none"),
+        )
+    merged = {**info.defaults, **params}
+    work = type(graph_def)()
+    work.CopyFrom(graph_def)
+    start = time.perf_counter()
+    try:
+        outcome = info.function(work, ctx, **merged)
+    except TfcpuError:
+        raise
+    except Exception as exc:  # a pass bug: name the pass
+        raise PassError(
+            f"graph pass {name!r} failed", why=f"{type(exc).__name__}: {exc}", hint="report this as a tfcpu bug"
+        ) from exc
+    seconds = time.perf_counter() - start
+    report = PassReport(
+        name=name,
+        params=merged,
+        nodes_before=len(graph_def.node),
+        nodes_after=len(work.node),
+        changed=tuple(outcome.changed),
+        skipped=tuple(outcome.skipped),
+        seconds=round(seconds, 4),
+    )
+    return work, report

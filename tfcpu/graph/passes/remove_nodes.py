@@ -1,0 +1,87 @@
+"""``remove_nodes(ops=("Identity", "CheckNumerics"))``: bypass pass-through nodes.
+
+Matches: nodes whose op is in ``ops`` and that forward their only data input unchanged
+(Identity, CheckNumerics, StopGradient, Snapshot, PreventGradient ...).
+
+Maths: ``y = x``; consumers of ``node`` (or ``node:0``) read ``x`` instead. Control inputs
+of the removed node are moved onto each of its consumers, and a consumer's ``^node``
+becomes ``^producer-of-x``, so no execution-order constraint is lost. Chains of removable
+nodes are resolved in one step.
+
+Skips (reported): protected inputs/outputs (the signature names them), nodes with other
+than one data input, and nodes whose output 1+ is consumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfcpu.graph._graphdef import GraphIndex, control_inputs, data_inputs, parse_input, set_inputs
+from tfcpu.graph.passes._base import Outcome, PassContext, register_pass
+from tfcpu.graph.passes._edit import drop_nodes
+
+
+@register_pass(
+    "remove_nodes",
+    "bypass pass-through nodes such as Identity and CheckNumerics",
+    ops=("Identity", "CheckNumerics"),
+)
+def remove_nodes(graph_def: Any, ctx: PassContext, ops: tuple[str, ...]) -> Outcome:
+    out = Outcome()
+    wanted = set(ops)
+    protected = ctx.protected
+    index = GraphIndex(graph_def)
+    removable: dict[str, Any] = {}
+    for node in graph_def.node:
+        if node.op not in wanted:
+            continue
+        if node.name in protected:
+            out.skip(node.name, "named as a model input or output")
+        elif len(data_inputs(node)) != 1:
+            out.skip(node.name, f"{node.op} has {len(data_inputs(node))} data inputs, expected 1")
+        elif any(r.index > 0 for _, r in index.data_consumers(node.name)):
+            out.skip(node.name, "an output other than :0 is consumed")
+        else:
+            removable[node.name] = node
+
+    resolved: dict[str, tuple[str, list[str]]] = {}
+
+    def resolve(name: str, seen: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+        """The data input that replaces ``name`` and the control inputs to carry along."""
+        if name in resolved:
+            return resolved[name]
+        node = removable[name]
+        source = data_inputs(node)[0]
+        controls = control_inputs(node)
+        src = parse_input(source)
+        if src.node in removable and src.index == 0 and src.node not in seen and src.node != name:
+            source, more = resolve(src.node, seen | {name})
+            controls = controls + [c for c in more if c not in controls]
+        resolved[name] = (source, controls)
+        return resolved[name]
+
+    for name in list(removable):
+        src = parse_input(data_inputs(removable[name])[0]).node
+        if src == name:
+            out.skip(name, "reads its own output")
+            del removable[name]
+    for name in removable:
+        resolve(name)
+
+    for node in graph_def.node:
+        if node.name in removable or not any(parse_input(t).node in removable for t in node.input):
+            continue
+        new: list[str] = []
+        extra: list[str] = []
+        for text in node.input:
+            ref = parse_input(text)
+            if ref.node not in removable:
+                new.append(text)
+                continue
+            source, controls = resolved[ref.node]
+            new.append(f"^{parse_input(source).node}" if ref.control else source)
+            extra.extend(controls)
+        set_inputs(node, new + extra)
+    drop_nodes(graph_def, removable)
+    out.changed.extend(removable)
+    return out
