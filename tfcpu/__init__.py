@@ -38,15 +38,22 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY: dict[str, str] = {
     "RuntimeInfo": "tfcpu.session.runtime",
     "runtime_info": "tfcpu.session.runtime",
+    "SessionConfig": "tfcpu.session.config",
+    "InstancePlan": "tfcpu.plan",
+    "Instance": "tfcpu.plan",
 }
 
 if TYPE_CHECKING:
+    from tfcpu.plan import Instance, InstancePlan
+    from tfcpu.session.config import SessionConfig
     from tfcpu.session.runtime import RuntimeInfo, runtime_info
 
 __all__ = [
     "ConfigError",
     "GraphError",
+    "Instance",
     "InstanceError",
+    "InstancePlan",
     "MissingDependencyError",
     "ModelError",
     "PassError",
@@ -54,6 +61,7 @@ __all__ = [
     "QuantizationError",
     "RunnerError",
     "RuntimeInfo",
+    "SessionConfig",
     "TfcpuError",
     "Topology",
     "TopologyError",

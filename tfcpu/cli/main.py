@@ -17,7 +17,7 @@ from tfcpu.errors import TfcpuError
 __all__ = ["main"]
 
 # Each subcommand module exposes register(subparsers) and sets a `func` default.
-_SUBCOMMANDS = ("tfcpu.cli.topology",)
+_SUBCOMMANDS = ("tfcpu.cli.topology", "tfcpu.cli.config", "tfcpu.cli.plan")
 
 
 def build_parser() -> argparse.ArgumentParser:

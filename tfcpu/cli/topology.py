@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _detect(root: str) -> Topology:
+def read_topology(root: str) -> Topology:
+    """The Topology under ``root``: ``/``, a captured directory tree, or a capture ``.json``.
+
+    Shared by every subcommand that takes ``--root``.
+    """
     path = Path(root)
     if path.is_file():
         with tempfile.TemporaryDirectory(prefix="tfcpu-topo-") as tmp:
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.capture, json.dumps(data, indent=1) + "\n")
         print(f"wrote {len(data['files'])} files to {args.capture}")
         return 0
-    topo = _detect(args.root)
+    topo = read_topology(args.root)
     if args.json:
         print(topo.to_json(indent=2))
     elif args.tree:

@@ -1,0 +1,656 @@
+"""``SessionConfig``: the white paper's thread settings, derived from the Topology.
+
+Section 5 of the white paper sets, by hand, before TensorFlow starts::
+
+    KMP_BLOCKTIME=1  KMP_SETTINGS=1  KMP_AFFINITY=granularity=fine,verbose,compact,1,0
+    OMP_NUM_THREADS=<physical cores>
+    ConfigProto(intra_op_parallelism_threads=<physical cores>, inter_op_parallelism_threads=1)
+
+:class:`SessionConfig` holds the same settings as one frozen value. The defaults follow the
+paper, with "physical cores" read from the usable budget of the :class:`~tfcpu.Topology`
+(affinity ∩ online CPUs, capped by the cgroup quota). Builders return new objects and
+validate at once; nothing touches the process until a terminal call:
+
+* :meth:`SessionConfig.env` - the variables to set before TensorFlow starts;
+* :meth:`SessionConfig.config_proto` - a ``tf.compat.v1.ConfigProto`` (imports TensorFlow);
+* :meth:`SessionConfig.apply` - set them in this process, or raise :class:`ConfigError` when
+  TensorFlow already started and they could no longer take effect;
+* :meth:`SessionConfig.explain` - which settings take effect on the installed runtime, and why.
+
+Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
+default) a variable already in ``os.environ``, then tfcpu's default. A user's
+``OMP_NUM_THREADS=8`` in the shell therefore wins over the default, and ``explain()`` says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tfcpu._render import html_table, rich_table
+from tfcpu.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from tfcpu.session.runtime import RuntimeInfo
+    from tfcpu.topology import Topology
+
+__all__ = ["DEFAULT_KMP_AFFINITY", "ExplainRow", "Explanation", "SessionConfig"]
+
+log = logging.getLogger(__name__)
+
+#: The white paper's ``KMP_AFFINITY`` for one process that owns the machine (Section 5).
+DEFAULT_KMP_AFFINITY = "granularity=fine,verbose,compact,1,0"
+
+INTRA = "TF_NUM_INTRAOP_THREADS"
+INTER = "TF_NUM_INTEROP_THREADS"
+OMP = "OMP_NUM_THREADS"
+BLOCKTIME = "KMP_BLOCKTIME"
+SETTINGS = "KMP_SETTINGS"
+AFFINITY = "KMP_AFFINITY"
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+
+#: Variables SessionConfig manages itself, with the builder that sets each.
+MANAGED: dict[str, str] = {
+    INTRA: "with_intra_op_threads",
+    INTER: "with_inter_op_threads",
+    OMP: "with_omp_threads",
+    BLOCKTIME: "with_kmp(blocktime=...)",
+    SETTINGS: "with_kmp(settings=...)",
+    AFFINITY: "with_kmp(affinity=...)",
+    ONEDNN: "with_onednn",
+}
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MAX_THREADS = 4096
+
+# Extra variables whose effect tfcpu knows: name -> (effect on stock TF, why).
+_KNOWN_EXTRA: dict[str, tuple[bool | None, str]] = {
+    "TF_CPP_MIN_LOG_LEVEL": (True, "filters TensorFlow's C++ log lines; read when TensorFlow is imported"),
+    "ONEDNN_VERBOSE": (None, "oneDNN prints one line per primitive; only when oneDNN is enabled"),
+    "DNNL_VERBOSE": (None, "old name of ONEDNN_VERBOSE; only when oneDNN is enabled"),
+    "ONEDNN_MAX_CPU_ISA": (None, "caps the ISA oneDNN uses; only when oneDNN is enabled"),
+    "OPENBLAS_NUM_THREADS": (False, "caps NumPy's OpenBLAS threads; TensorFlow does not use OpenBLAS"),
+    "MKL_NUM_THREADS": (False, "caps Intel MKL threads; stock TensorFlow does not link MKL"),
+}
+
+
+def _check_threads(name: str, value: object, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer", where=name, why=f"got {value!r}", hint=f"pass e.g. {name}=4")
+    low = 0 if allow_zero else 1
+    if not low <= value <= _MAX_THREADS:
+        raise ConfigError(
+            f"{name} out of range",
+            where=name,
+            why=f"got {value}, expected {low}..{_MAX_THREADS}" + (" (0 lets TensorFlow choose)" if allow_zero else ""),
+            hint="use the number of physical cores the process may use (Topology.usable_physical_cores)",
+        )
+    return value
+
+
+def _env_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+@dataclass(frozen=True)
+class ExplainRow:
+    """One setting: its value, whether it takes effect on the runtime, why, and where it came from."""
+
+    setting: str
+    value: str
+    takes_effect: bool | None
+    why: str
+    source: str
+
+    @property
+    def effect_text(self) -> str:
+        return {True: "yes", False: "no", None: "depends"}[self.takes_effect]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "setting": self.setting,
+            "value": self.value,
+            "takes_effect": self.takes_effect,
+            "why": self.why,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a :class:`SessionConfig` sets and what of it the installed TensorFlow honours."""
+
+    rows: tuple[ExplainRow, ...]
+    runtime: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...] = ()
+
+    _COLUMNS = ("setting", "value", "takes effect", "why", "source")
+
+    def row(self, setting: str) -> ExplainRow:
+        """The row of ``setting`` (``"KMP_AFFINITY"``, ``"intra_op_parallelism_threads"``...)."""
+        for r in self.rows:
+            if r.setting == setting:
+                return r
+        hint = did_you_mean(setting, [r.setting for r in self.rows])
+        raise ConfigError("no such setting in this explanation", where=setting, hint=hint)
+
+    def _cells(self) -> list[tuple[str, str, str, str, str]]:
+        return [(r.setting, r.value, r.effect_text, r.why, r.source) for r in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": dict(self.runtime),
+            "rows": [r.to_dict() for r in self.rows],
+            "env": dict(self.env),
+            "notes": list(self.notes),
+        }
+
+    def to_markdown(self) -> str:
+        """A Markdown table (used to write docs/threads.md)."""
+        lines = ["| " + " | ".join(self._COLUMNS) + " |", "|" + "---|" * len(self._COLUMNS)]
+        for cells in self._cells():
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(lines)
+
+    def _title(self) -> str:
+        return "Session settings on " + ", ".join(f"{k} {v}" for k, v in self.runtime)
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        parts: list[Any] = [rich_table(self._title(), self._COLUMNS, self._cells())]
+        parts.extend(Text(f"note: {n}", style="yellow") for n in self.notes)
+        return Group(*parts)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        notes = "".join(f"<p><b>note:</b> {html.escape(n)}</p>" for n in self.notes)
+        return html_table(self._title(), self._COLUMNS, self._cells()) + notes
+
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Thread, OpenMP and oneDNN settings for one TensorFlow process (immutable builder).
+
+    Build it with :meth:`for_topology`; the fields are the *configured* values, the
+    properties (:attr:`intra_op_threads`, :attr:`omp_threads`, ...) the *effective* ones
+    after environment overrides.
+
+    Attributes:
+        intra_op: intra-op threads (the paper: physical cores).
+        inter_op: inter-op threads (the paper: 1; 2 for ResNet-101).
+        omp: ``OMP_NUM_THREADS``; ``None`` follows the intra-op threads.
+        kmp_blocktime, kmp_settings, kmp_affinity: ``KMP_*`` values; ``None`` leaves unset.
+        onednn_opts: ``TF_ENABLE_ONEDNN_OPTS``; ``None`` leaves TensorFlow's default.
+        extra_env: more variables from :meth:`with_env`.
+        trust_env: variables already in ``os.environ`` override tfcpu's defaults.
+        per_session_threads: ``ConfigProto.use_per_session_threads`` (Appendix B sets it).
+        cpus: the CPUs the process runs on (informational; pinning is InstancePlan's job).
+        budget: usable CPUs of the topology, to flag oversubscription.
+        explicit: names of the variables set through a ``with_*`` call.
+    """
+
+    intra_op: int
+    inter_op: int = 1
+    omp: int | None = None
+    kmp_blocktime: str | None = "1"
+    kmp_settings: str | None = "1"
+    kmp_affinity: str | None = DEFAULT_KMP_AFFINITY
+    onednn_opts: bool | None = None
+    extra_env: tuple[tuple[str, str], ...] = ()
+    trust_env: bool = True
+    per_session_threads: bool = True
+    cpus: tuple[int, ...] = ()
+    budget: int | None = None
+    explicit: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        _check_threads("intra_op_threads", self.intra_op, allow_zero=True)
+        _check_threads("inter_op_threads", self.inter_op, allow_zero=True)
+        if self.omp is not None:
+            _check_threads("omp_threads", self.omp)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def for_topology(cls, topo: Topology | None = None) -> SessionConfig:
+        """The white paper's settings for the usable budget of ``topo`` (default: this machine)."""
+        if topo is None:
+            from tfcpu.topology import Topology
+
+            topo = Topology.detect()
+        return cls(
+            intra_op=topo.usable_physical_cores,
+            cpus=topo.usable_cpu_set,
+            budget=topo.usable_cpus,
+        )
+
+    def _set(self, names: tuple[str, ...], **changes: Any) -> SessionConfig:
+        return dataclasses.replace(self, explicit=self.explicit | frozenset(names), **changes)
+
+    def with_intra_op_threads(self, n: int) -> SessionConfig:
+        """Threads one op may use (``intra_op_parallelism_threads``, ``TF_NUM_INTRAOP_THREADS``)."""
+        return self._set((INTRA,), intra_op=_check_threads("intra_op_threads", n, allow_zero=True))
+
+    def with_inter_op_threads(self, n: int) -> SessionConfig:
+        """Ops run at the same time (``inter_op_parallelism_threads``, ``TF_NUM_INTEROP_THREADS``)."""
+        return self._set((INTER,), inter_op=_check_threads("inter_op_threads", n, allow_zero=True))
+
+    def with_omp_threads(self, n: int | None) -> SessionConfig:
+        """``OMP_NUM_THREADS``; ``None`` makes it follow the intra-op threads again."""
+        if n is None:
+            return dataclasses.replace(self, omp=None, explicit=self.explicit - {OMP})
+        return self._set((OMP,), omp=_check_threads("omp_threads", n))
+
+    def with_kmp(
+        self, *, blocktime: int | str | None = _UNSET, settings: bool | None = _UNSET, affinity: str | None = _UNSET
+    ) -> SessionConfig:
+        """Intel OpenMP settings; ``None`` leaves a variable unset. Only OpenMP builds read them.
+
+        Args:
+            blocktime: ms a thread spins after a parallel region (``0``.. or ``"infinite"``).
+            settings: print the OpenMP settings at start-up.
+            affinity: a ``KMP_AFFINITY`` string such as ``granularity=fine,compact,1,0``.
+        """
+        changes: dict[str, Any] = {}
+        names: list[str] = []
+        if blocktime is not _UNSET:
+            names.append(BLOCKTIME)
+            if blocktime is None:
+                changes["kmp_blocktime"] = None
+            elif isinstance(blocktime, str) and blocktime == "infinite":
+                changes["kmp_blocktime"] = "infinite"
+            elif isinstance(blocktime, int) and not isinstance(blocktime, bool) and 0 <= blocktime <= 2**31 - 1:
+                changes["kmp_blocktime"] = str(blocktime)
+            else:
+                raise ConfigError(
+                    "invalid KMP_BLOCKTIME",
+                    where="with_kmp(blocktime=...)",
+                    why=f"got {blocktime!r}",
+                    hint='use milliseconds (0, 1, 200) or "infinite"; the paper uses 1',
+                )
+        if settings is not _UNSET:
+            names.append(SETTINGS)
+            if settings is not None and not isinstance(settings, bool):
+                raise ConfigError(
+                    "KMP_SETTINGS must be True, False or None",
+                    where="with_kmp(settings=...)",
+                    why=f"got {settings!r}",
+                )
+            changes["kmp_settings"] = None if settings is None else ("1" if settings else "0")
+        if affinity is not _UNSET:
+            names.append(AFFINITY)
+            if affinity is not None and (
+                not isinstance(affinity, str) or not affinity.strip() or re.search(r"\s", affinity)
+            ):
+                raise ConfigError(
+                    "invalid KMP_AFFINITY",
+                    where="with_kmp(affinity=...)",
+                    why=f"got {affinity!r}",
+                    hint="pass one string without spaces, e.g. 'granularity=fine,compact,1,0'",
+                )
+            changes["kmp_affinity"] = affinity
+        return self._set(tuple(names), **changes)
+
+    def with_onednn(self, enabled: bool | None) -> SessionConfig:
+        """``TF_ENABLE_ONEDNN_OPTS=1/0``; ``None`` leaves TensorFlow's default for this CPU."""
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError("with_onednn takes True, False or None", where="with_onednn", why=f"got {enabled!r}")
+        return self._set((ONEDNN,), onednn_opts=enabled)
+
+    def with_env(self, **extra: str | int | float) -> SessionConfig:
+        """More variables to set with the others (``TF_CPP_MIN_LOG_LEVEL="2"``, ...)."""
+        merged = dict(self.extra_env)
+        for name, value in extra.items():
+            if not _ENV_NAME.match(name):
+                raise ConfigError("invalid environment variable name", where=name)
+            if name in MANAGED:
+                raise ConfigError(
+                    f"{name} is managed by SessionConfig",
+                    where=f"with_env({name}=...)",
+                    hint=f"use .{MANAGED[name]} so explain() and the plans stay consistent",
+                )
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ConfigError("environment values must be strings or numbers", where=name, why=f"got {value!r}")
+            text = str(value)
+            if "\0" in text:
+                raise ConfigError("environment values cannot contain NUL", where=name)
+            merged[name] = text
+        return dataclasses.replace(self, extra_env=tuple(merged.items()))
+
+    def with_trust_env(self, trust: bool) -> SessionConfig:
+        """Whether variables already in ``os.environ`` override tfcpu's defaults."""
+        if not isinstance(trust, bool):
+            raise ConfigError("with_trust_env takes True or False", why=f"got {trust!r}")
+        return dataclasses.replace(self, trust_env=trust)
+
+    def with_per_session_threads(self, enabled: bool) -> SessionConfig:
+        """``ConfigProto.use_per_session_threads`` (each session owns its pools)."""
+        if not isinstance(enabled, bool):
+            raise ConfigError("with_per_session_threads takes True or False", why=f"got {enabled!r}")
+        return dataclasses.replace(self, per_session_threads=enabled)
+
+    # -- resolution ---------------------------------------------------------------------
+    def _resolved(self, environ: Mapping[str, str] | None = None) -> dict[str, tuple[str | None, str]]:
+        """Managed variable -> (value or None, source), after environment overrides."""
+        environ = os.environ if environ is None else environ
+        out: dict[str, tuple[str | None, str]] = {}
+
+        def pick(name: str, default: str | None, valid: bool = True, label: str = "white paper default") -> None:
+            if name in self.explicit:
+                out[name] = (default, "set explicitly")
+            elif self.trust_env and name in environ:
+                if valid:
+                    out[name] = (environ[name], "from environment")
+                else:
+                    log.warning("ignoring %s=%r from the environment: not a positive integer", name, environ[name])
+                    out[name] = (default, f"{label} (environment value invalid)")
+            else:
+                out[name] = (default, label)
+
+        pick(INTRA, str(self.intra_op or "") or None, _env_int(environ.get(INTRA)) is not None, "usable physical cores")
+        pick(INTER, str(self.inter_op or "") or None, _env_int(environ.get(INTER)) is not None)
+        intra_effective = out[INTRA][0]
+        if self.omp is None and OMP not in self.explicit:
+            if self.trust_env and OMP in environ:
+                out[OMP] = (environ[OMP], "from environment")
+            else:
+                out[OMP] = (intra_effective, "follows intra-op threads")
+        else:
+            pick(OMP, str(self.omp) if self.omp is not None else intra_effective)
+        pick(BLOCKTIME, self.kmp_blocktime)
+        pick(SETTINGS, self.kmp_settings)
+        pick(AFFINITY, self.kmp_affinity)
+        pick(
+            ONEDNN, None if self.onednn_opts is None else ("1" if self.onednn_opts else "0"), label="TensorFlow default"
+        )
+        return out
+
+    @property
+    def intra_op_threads(self) -> int:
+        """Effective intra-op threads (a trusted ``TF_NUM_INTRAOP_THREADS`` wins over the default)."""
+        return int(self._resolved()[INTRA][0] or 0)
+
+    @property
+    def inter_op_threads(self) -> int:
+        """Effective inter-op threads."""
+        return int(self._resolved()[INTER][0] or 0)
+
+    @property
+    def omp_threads(self) -> int | None:
+        """Effective ``OMP_NUM_THREADS`` (``None`` if the environment holds a non-number)."""
+        return _env_int(self._resolved()[OMP][0])
+
+    @property
+    def onednn(self) -> bool | None:
+        """Effective ``TF_ENABLE_ONEDNN_OPTS``: True/False, or None for TensorFlow's default."""
+        value = self._resolved()[ONEDNN][0]
+        if value is None:
+            return None
+        return value.strip().lower() in ("1", "true", "yes", "on")
+
+    # -- terminal calls -----------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """Every variable to set before TensorFlow starts (for this process or a child)."""
+        out = {name: value for name, (value, _src) in self._resolved().items() if value is not None}
+        out.update(self.extra_env)
+        return out
+
+    def config_proto(self) -> Any:
+        """A ``tf.compat.v1.ConfigProto`` with the effective thread counts (imports TensorFlow)."""
+        from tfcpu._lazy import import_tensorflow
+
+        tf = import_tensorflow()
+        return tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=self.intra_op_threads,
+            inter_op_parallelism_threads=self.inter_op_threads,
+            use_per_session_threads=self.per_session_threads,
+        )
+
+    def apply(self) -> dict[str, str]:
+        """Set the variables in this process so TensorFlow picks them up when it starts.
+
+        If TensorFlow is imported but not initialised, also calls the
+        ``tf.config.threading`` setters. Returns the variables that changed.
+
+        Raises:
+            ConfigError: TensorFlow already started (or was imported with another oneDNN
+                setting) and some value would not take effect.
+        """
+        from tfcpu.session.runtime import tensorflow_initialised
+
+        env = self.env()
+        imported = "tensorflow" in sys.modules
+        conflicts: list[str] = []
+        if imported:
+            conflicts.extend(self._onednn_conflict())
+        initialised = imported and tensorflow_initialised()
+        if initialised:
+            conflicts.extend(self._thread_conflicts(env))
+        if conflicts:
+            when = "started" if initialised else "been imported"
+            raise ConfigError(
+                f"TensorFlow has already {when} in this process; these settings would not take effect",
+                where="SessionConfig.apply",
+                why="; ".join(conflicts),
+                hint=(
+                    "call config.apply() before importing or using TensorFlow (right after `import tfcpu`), "
+                    "or run the model in a fresh process with config.env() (tfcpu's Runner does); "
+                    "thread counts alone also work for a new tf.compat.v1.Session(config=config.config_proto())"
+                ),
+            )
+        changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
+        os.environ.update(env)
+        if imported and not initialised:
+            tf = sys.modules["tensorflow"]
+            tf.config.threading.set_intra_op_parallelism_threads(self.intra_op_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(self.inter_op_threads)
+        if changed:
+            log.info("set %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
+        return changed
+
+    def _onednn_conflict(self) -> list[str]:
+        wanted = self.onednn
+        if wanted is None:
+            return []
+        try:
+            from tensorflow.python.util import _pywrap_util_port
+
+            running = bool(_pywrap_util_port.IsMklEnabled())
+        except (ImportError, AttributeError):
+            return []
+        if running == wanted:
+            return []
+        return [
+            f"oneDNN is {'on' if running else 'off'} in the imported TensorFlow but "
+            f"TF_ENABLE_ONEDNN_OPTS={'1' if wanted else '0'} is wanted (read once at import)"
+        ]
+
+    def _thread_conflicts(self, env: Mapping[str, str]) -> list[str]:
+        tf = sys.modules["tensorflow"]
+        out = []
+        for label, wanted, getter, var in (
+            ("intra_op_threads", self.intra_op_threads, tf.config.threading.get_intra_op_parallelism_threads, INTRA),
+            ("inter_op_threads", self.inter_op_threads, tf.config.threading.get_inter_op_parallelism_threads, INTER),
+        ):
+            running = int(getter()) or _env_int(os.environ.get(var))
+            if wanted == 0:
+                continue  # TensorFlow's choice is wanted; whatever it chose stands
+            if running is None:
+                out.append(f"{label}={wanted} wanted, TensorFlow chose its own count at start-up")
+            elif running != wanted:
+                out.append(f"{label}={wanted} wanted, running with {running}")
+        from tfcpu.session.runtime import runtime_info
+
+        if runtime_info().kmp_effective:
+            for var in (OMP, BLOCKTIME, SETTINGS, AFFINITY):
+                if var in env and os.environ.get(var) != env[var]:
+                    out.append(f"{var}={env[var]} wanted, the OpenMP runtime read {os.environ.get(var)!r}")
+        return out
+
+    def explain(self, runtime: RuntimeInfo | None = None) -> Explanation:
+        """Which settings take effect on ``runtime`` (default: the installed TensorFlow)."""
+        from tfcpu.session.runtime import runtime_info, tensorflow_initialised
+
+        rt = runtime if runtime is not None else runtime_info()
+        resolved = self._resolved()
+        omp_rt = rt.kmp_effective
+        rows: list[ExplainRow] = []
+        eigen_no = "no OpenMP runtime here: oneDNN runs on TensorFlow's Eigen pool"
+
+        def value_of(name: str) -> tuple[str, str]:
+            value, source = resolved[name]
+            if value is None:
+                return ("0 (TensorFlow chooses)" if name in (INTRA, INTER) else "not set"), source
+            return value, source
+
+        v, s = value_of(INTRA)
+        rows.append(
+            ExplainRow(
+                "intra_op_parallelism_threads",
+                v,
+                True,
+                f"sizes the pool each op (and oneDNN) runs on; ConfigProto or {INTRA}",
+                s,
+            )
+        )
+        v, s = value_of(INTER)
+        rows.append(
+            ExplainRow(
+                "inter_op_parallelism_threads",
+                v,
+                True,
+                f"independent ops run at once; ConfigProto or {INTER}",
+                s,
+            )
+        )
+        rows.append(
+            ExplainRow(
+                "use_per_session_threads",
+                str(self.per_session_threads).lower(),
+                True,
+                "each tf.compat.v1.Session owns its pools (eager code uses the global ones)",
+                "tfcpu default (Appendix B)",
+            )
+        )
+        v, s = value_of(ONEDNN)
+        state = "on" if rt.onednn_enabled else "off"
+        if resolved[ONEDNN][0] is None:
+            v = f"not set (oneDNN {state})"
+        rows.append(ExplainRow(ONEDNN, v, True, f"read once at import: {rt.onednn_reason}", s))
+        v, s = value_of(OMP)
+        rows.append(
+            ExplainRow(
+                OMP,
+                v,
+                omp_rt,
+                "sizes the OpenMP pool oneDNN uses on this build"
+                if omp_rt
+                else "TensorFlow ignores it (Eigen pool); NumPy's OpenBLAS reads it",
+                s,
+            )
+        )
+        for name, what in (
+            (BLOCKTIME, "ms an OpenMP thread spins before sleeping"),
+            (SETTINGS, "prints the OpenMP settings at start-up"),
+            (AFFINITY, "binds OpenMP threads to CPUs"),
+        ):
+            v, s = value_of(name)
+            rows.append(ExplainRow(name, v, omp_rt, what if omp_rt else eigen_no, s))
+        from tfcpu.topology.cpulist import format_cpulist
+
+        cpus = format_cpulist(self.cpus) if self.cpus else "all allowed CPUs"
+        rows.append(
+            ExplainRow(
+                "CPU affinity",
+                cpus,
+                True,
+                "the OS keeps every thread on these CPUs; pin instances with InstancePlan",
+                "process affinity",
+            )
+        )
+        for name, value in self.extra_env:
+            effect, why = _KNOWN_EXTRA.get(name, (None, "passed through; tfcpu does not know this variable"))
+            if effect is None and name in ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "ONEDNN_MAX_CPU_ISA"):
+                effect = rt.onednn_enabled
+            rows.append(ExplainRow(name, value, effect, why, "set explicitly"))
+
+        notes: list[str] = []
+        if self.budget is not None and self.intra_op_threads > self.budget:
+            notes.append(
+                f"intra-op threads ({self.intra_op_threads}) exceed the usable CPUs ({self.budget}): "
+                "threads will be time-sliced; expect lower throughput"
+            )
+        if tensorflow_initialised():
+            notes.append(
+                "TensorFlow is already running in this process: thread and oneDNN settings apply to new "
+                "processes (or new tf.compat.v1.Session objects for thread counts) only"
+            )
+        runtime_facts = (
+            ("TensorFlow", rt.tf_version),
+            ("threading", rt.threading),
+            ("oneDNN", "on" if rt.onednn_enabled else "off"),
+        )
+        return Explanation(rows=tuple(rows), runtime=runtime_facts, env=tuple(self.env().items()), notes=tuple(notes))
+
+    # -- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Configured values plus the effective environment, JSON-ready."""
+        return {
+            "intra_op": self.intra_op,
+            "inter_op": self.inter_op,
+            "omp": self.omp,
+            "kmp_blocktime": self.kmp_blocktime,
+            "kmp_settings": self.kmp_settings,
+            "kmp_affinity": self.kmp_affinity,
+            "onednn_opts": self.onednn_opts,
+            "extra_env": dict(self.extra_env),
+            "trust_env": self.trust_env,
+            "per_session_threads": self.per_session_threads,
+            "cpus": list(self.cpus),
+            "budget": self.budget,
+            "explicit": sorted(self.explicit),
+            "env": self.env(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
+        """Rebuild from :meth:`to_dict` (the derived ``env`` key is ignored)."""
+        return cls(
+            intra_op=int(data["intra_op"]),
+            inter_op=int(data.get("inter_op", 1)),
+            omp=None if data.get("omp") is None else int(data["omp"]),
+            kmp_blocktime=data.get("kmp_blocktime", "1"),
+            kmp_settings=data.get("kmp_settings", "1"),
+            kmp_affinity=data.get("kmp_affinity", DEFAULT_KMP_AFFINITY),
+            onednn_opts=data.get("onednn_opts"),
+            extra_env=tuple((str(k), str(v)) for k, v in dict(data.get("extra_env", {})).items()),
+            trust_env=bool(data.get("trust_env", True)),
+            per_session_threads=bool(data.get("per_session_threads", True)),
+            cpus=tuple(int(c) for c in data.get("cpus", ())),
+            budget=None if data.get("budget") is None else int(data["budget"]),
+            explicit=frozenset(str(n) for n in data.get("explicit", ())),
+        )
+
+    def __rich__(self) -> Any:
+        return rich_table("SessionConfig environment", ("variable", "value"), sorted(self.env().items()))
+
+    def _repr_html_(self) -> str:
+        return html_table("SessionConfig environment", ("variable", "value"), sorted(self.env().items()))
