@@ -232,3 +232,17 @@ def test_session_config_and_custom_threads(topology: Callable[[str], Topology]) 
     assert all(i.intra_op_threads == 0 for i in defaults.instances)
     assert "TF_NUM_INTRAOP_THREADS" not in defaults.instances[0].env
     assert defaults.instances[0].cpus == inst.cpus[:0] + plan.instances[0].cpus
+
+
+def test_epyc_instance_counts_round_to_whole_l3_domains(topology: Callable[[str], Topology]) -> None:
+    topo = topology("epyc_8_l3")
+    l3_of = {cpu: i for i, dom in enumerate(topo.l3_domains) for cpu in dom}
+    for n, size in ((2, 16), (3, 8), (5, 4), (8, 4), (16, 2)):
+        plan = InstancePlan.for_topology(topo, instances=n)
+        assert len(plan.instances) == n and plan.cores_per_instance == size
+        owners: dict[int, set[int]] = {}
+        for inst in plan.instances:
+            for cpu in inst.cpus:
+                owners.setdefault(l3_of[cpu], set()).add(inst.index)
+        if size >= 4:
+            assert all(len(o) == 1 for o in owners.values()), "no two instances share an L3 domain"

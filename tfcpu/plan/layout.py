@@ -14,7 +14,9 @@ Rules:
   the cgroup CPU quota.
 * ``instances=N`` uses the largest equal size that fits N instances, spreading them
   round-robin over nodes/sockets, P cores before E cores. Equal sizes keep instances
-  finishing together; the cores left over are reported, not hidden.
+  finishing together; the cores left over are reported, not hidden. When that size is
+  larger than an L3 domain (AMD EPYC CCDs), it is rounded down to whole domains, so no two
+  instances share an L3: 5 instances on 8 CCDs of 4 cores get 4 cores each, not 6.
 """
 
 from __future__ import annotations
@@ -66,8 +68,21 @@ def groups(topo: Topology, smt: bool = True) -> tuple[Group, ...]:
         by_key.setdefault((core.numa_node, core.socket, core.kind), []).append(slim)
     ordered = sorted(by_key, key=lambda k: (k[0], k[1], k[2] != "P", k[2]))
     return tuple(
-        Group(n, s, kind, tuple(sorted(by_key[(n, s, kind)], key=lambda c: min(c.cpus)))) for n, s, kind in ordered
+        Group(n, s, kind, tuple(sorted(by_key[(n, s, kind)], key=lambda c: (c.l3, min(c.cpus)))))
+        for n, s, kind in ordered
     )
+
+
+def _split_l3_size(grps: Sequence[Group]) -> int | None:
+    """Cores per L3 domain in groups that hold several domains (AMD CCDs); None if no group does."""
+    sizes = []
+    for group in grps:
+        counts: dict[int, int] = {}
+        for core in group.cores:
+            counts[core.l3] = counts.get(core.l3, 0) + 1
+        if len(counts) > 1:
+            sizes.append(max(counts.values()))
+    return max(sizes) if sizes else None
 
 
 def pack(group: Group, k: int) -> list[tuple[Core, ...]]:
@@ -135,6 +150,12 @@ def layout(
             if sum(len(s) for _, s in candidates) >= instances or k == 1:
                 break
             k -= 1
+        # Larger than one L3 domain: use whole domains, so no two instances share an L3.
+        l3 = _split_l3_size(grps)
+        if l3 is not None and k > l3 and k % l3:
+            whole = [(g, pack(g, k // l3 * l3)) for g in grps]
+            if sum(len(s) for _, s in whole) >= instances:
+                k, candidates = k // l3 * l3, whole
         chosen = _select(candidates, instances)
     else:
         k = cores_per_instance  # type: ignore[assignment]
