@@ -546,7 +546,9 @@ class SessionConfig:
                 "use_per_session_threads",
                 str(self.per_session_threads).lower(),
                 True,
-                "each tf.compat.v1.Session owns its pools (eager code uses the global ones)",
+                "each tf.compat.v1.Session owns its pools (eager code uses the global ones)"
+                if self.per_session_threads
+                else "sessions share the process-wide pools",
                 "tfcpu default (Appendix B)",
             )
         )
