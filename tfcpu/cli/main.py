@@ -17,7 +17,17 @@ from tfcpu.errors import TfcpuError
 __all__ = ["main"]
 
 # Each subcommand module exposes register(subparsers) and sets a `func` default.
-_SUBCOMMANDS = ("tfcpu.cli.topology", "tfcpu.cli.config", "tfcpu.cli.plan")
+_SUBCOMMANDS = (
+    "tfcpu.cli.demo",
+    "tfcpu.cli.topology",
+    "tfcpu.cli.config",
+    "tfcpu.cli.plan",
+    "tfcpu.cli.inspect",
+    "tfcpu.cli.optimize",
+    "tfcpu.cli.bench",
+    "tfcpu.cli.launch",
+    "tfcpu.cli.tune",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
