@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from tfcpu.plan.pinning import PinningProbe, check_method, forced, launch_prefix
 from tfcpu.topology.cpulist import format_cpulist
 
 if TYPE_CHECKING:
+    from tfcpu.plan.layout import Layout
     from tfcpu.session.config import SessionConfig
     from tfcpu.topology import Topology
 
@@ -234,7 +235,7 @@ class InstancePlan:
         return cls._build(topo, lay, probe, smt, config or SessionConfig(intra_op=1, trust_env=False))
 
     @classmethod
-    def _build(cls, topo: Topology, lay: Any, probe: PinningProbe, smt: bool, base: SessionConfig) -> InstancePlan:
+    def _build(cls, topo: Topology, lay: Layout, probe: PinningProbe, smt: bool, base: SessionConfig) -> InstancePlan:
         node_cpus = {n.id: set(n.cpus) for n in topo.numa_nodes}
         built: list[Instance] = []
         used: set[int] = set()
@@ -282,7 +283,7 @@ class InstancePlan:
     def __len__(self) -> int:
         return len(self.instances)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Instance]:
         return iter(self.instances)
 
     def __getitem__(self, index: int) -> Instance:
