@@ -41,9 +41,17 @@ _LAZY: dict[str, str] = {
     "SessionConfig": "tfcpu.session.config",
     "InstancePlan": "tfcpu.plan",
     "Instance": "tfcpu.plan",
+    "load": "tfcpu.graph.load",
+    "Model": "tfcpu.graph.model",
+    "TensorSpec": "tfcpu.graph.model",
+    "GraphOptimizer": "tfcpu.graph.optimizer",
+    "OptimizationResult": "tfcpu.graph.optimizer",
 }
 
 if TYPE_CHECKING:
+    from tfcpu.graph.load import load
+    from tfcpu.graph.model import Model, TensorSpec
+    from tfcpu.graph.optimizer import GraphOptimizer, OptimizationResult
     from tfcpu.plan import Instance, InstancePlan
     from tfcpu.session.config import SessionConfig
     from tfcpu.session.runtime import RuntimeInfo, runtime_info
@@ -51,22 +59,27 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "GraphError",
+    "GraphOptimizer",
     "Instance",
     "InstanceError",
     "InstancePlan",
     "MissingDependencyError",
+    "Model",
     "ModelError",
+    "OptimizationResult",
     "PassError",
     "PlanError",
     "QuantizationError",
     "RunnerError",
     "RuntimeInfo",
     "SessionConfig",
+    "TensorSpec",
     "TfcpuError",
     "Topology",
     "TopologyError",
     "UnsafeModelError",
     "__version__",
+    "load",
     "runtime_info",
 ]
 

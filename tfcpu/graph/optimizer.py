@@ -258,7 +258,22 @@ class GraphOptimizer:
 
 
 def _split_args(text: str) -> list[str]:
-    return [a for a in (p.strip() for p in text.split(",")) if a]
+    """Split ``a=1, b="1,2"`` at commas outside quotes."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [a for a in (p.strip() for p in parts) if a]
 
 
 def _convert(value: str) -> Any:

@@ -145,6 +145,18 @@ def _per_channel(value: Any, lin: _Linear, what: str) -> Any:
     return np.broadcast_to(array.reshape(-1).astype(np.float64), (lin.channels,))
 
 
+def _vector(value: Any, lin: _Linear, what: str) -> Any:
+    """A batch-norm parameter or BiasAdd bias: a 1-D vector along the channel axis in any layout."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.ndim != 1 or array.shape[0] not in (1, lin.channels):
+        raise _Stop(f"{what} has shape {array.shape}, expected ({lin.channels},)")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise _Stop(f"{what} has dtype {array.dtype}")
+    return np.broadcast_to(array.astype(np.float64), (lin.channels,))
+
+
 def _step(index: GraphIndex, node: Any, source: str, lin: _Linear) -> tuple[Any, Any]:
     """(scale, shift) of one affine node whose data input is ``source``; scale may be None."""
     import numpy as np
@@ -171,10 +183,8 @@ def _step(index: GraphIndex, node: Any, source: str, lin: _Linear) -> tuple[Any,
             eps = node.attr["variance_epsilon"].f
             if not node.attr["scale_after_normalization"].b:
                 gamma = np.ones_like(np.asarray(var))
-        vec = {
-            k: _per_channel(v, lin, f"{op} {k}")
-            for k, v in {"gamma": gamma, "beta": beta, "mean": mean, "var": var}.items()
-        }
+        params = {"gamma": gamma, "beta": beta, "mean": mean, "var": var}
+        vec = {k: _vector(v, lin, f"{op} {k}") for k, v in params.items()}
         scale = vec["gamma"] / np.sqrt(vec["var"] + float(eps))
         return scale, vec["beta"] - vec["mean"] * scale
     if len(data) != 2:
@@ -193,12 +203,7 @@ def _step(index: GraphIndex, node: Any, source: str, lin: _Linear) -> tuple[Any,
         layout = node.attr["data_format"].s.decode() or "NHWC"
         if lin.rank == 4 and layout != lin.layout:
             raise _Stop(f"BiasAdd layout {layout} differs from the convolution's {lin.layout}")
-        if np.asarray(value).ndim != 1:
-            raise _Stop("BiasAdd bias is not a vector")
-        bias = np.asarray(value)
-        if lin.rank == 4 and lin.layout == "NCHW":
-            bias = bias.reshape(-1, 1, 1)  # BiasAdd's NCHW bias runs along axis 1
-        return None, _per_channel(bias, lin, "bias")
+        return None, _vector(value, lin, "BiasAdd bias")
     vec = _per_channel(value, lin, f"{op} operand")
     if op in ("Add", "AddV2"):
         return None, vec
