@@ -108,7 +108,7 @@ def test_resnet50_folds_every_batch_norm_that_tf_cpp_tool_leaves(resnet: tfcpu.M
 
 def test_default_plan_on_resnet50_is_exact_and_smaller(resnet: tfcpu.Model) -> None:
     result = tfcpu.GraphOptimizer.default().run(resnet)
-    assert result.nodes_after < resnet.node_count * 0.6
+    assert result.nodes_after < 300  # conv + weight + BiasAdd + bias per layer, Relu, Add ...
     assert _bn_ops(result.model.graph_def) == 0
     assert result.check is not None and result.check.passed
     assert sum(r.seconds for r in result.reports) < 60
@@ -123,3 +123,17 @@ def test_mobilenet_v2_depthwise_batch_norms_fold() -> None:
     assert result.check is not None and result.check.passed and result.check.max_rel_error <= 1e-4
     skipped = [s for r in result.reports if r.name.startswith("fold_") for s in r.skipped]
     assert skipped == []
+
+
+def test_cli_optimizes_a_keras_application_by_name(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tfcpu.cli.main import main
+
+    out = tmp_path / "mobilenet.pbtxt"
+    assert main(["optimize", "keras:MobileNetV2", "-o", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["source"] == "keras:MobileNetV2" and data["check"]["passed"]
+    assert not any(op in data["ops_after"] for op in BN_OPS)
+    reloaded = tfcpu.load(out, outputs="Identity")
+    assert reloaded.summary().unfolded_batch_norms == 0 and reloaded.op_counts()["DepthwiseConv2dNative"] == 17

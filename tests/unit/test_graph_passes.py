@@ -190,6 +190,21 @@ def test_merge_duplicate_constants_rewires_readers():
     assert "b" not in nodes(graph) and list(nodes(graph)["out"].input) == ["mul", "a"]
 
 
+def test_const_control_edges_are_dropped_but_ordering_through_consts_kept():
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [2], name="x")
+        w = tf.constant([1.0, 2.0], name="w")
+        with tf.control_dependencies([x]):
+            gated = tf.constant(3.0, name="gated")
+        y = tf.multiply(x, w, name="y")
+        with tf.control_dependencies([w, gated]):
+            tf.identity(y, name="out")
+
+    graph, report = run_pass("remove_const_control_edges", graph_def_of(build), PassContext(("x",), ("out",)))
+    assert list(nodes(graph)["out"].input) == ["y", "^gated"]
+    assert report.changed == ("out (1 edges)",)
+
+
 def test_strip_default_attrs_removes_matmul_grad_flags():
     def build() -> None:
         x = v1.placeholder(tf.float32, [1, 2], name="x")

@@ -10,15 +10,23 @@ from tfcpu.graph.model import Model, TensorSpec
 __all__ = ["random_feeds", "run_graph"]
 
 
-def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str]) -> list[Any]:
-    """Import ``graph_def`` into a fresh graph and run ``fetches`` with ``feeds``."""
+def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, grappler: bool = True) -> list[Any]:
+    """Import ``graph_def`` into a fresh graph and run ``fetches`` with ``feeds``.
+
+    ``grappler=False`` runs the graph exactly as written: TF's Grappler would otherwise fold
+    constants and multiplications into convolutions itself, and make two different graphs
+    compute bit-identical results, which hides what a rewrite changed.
+    """
     from tfcpu._lazy import import_tensorflow
 
     tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    with tf.compat.v1.Session(graph=graph) as sess:
+    config = tf.compat.v1.ConfigProto()
+    if not grappler:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with tf.compat.v1.Session(graph=graph, config=config) as sess:
         return list(sess.run(list(fetches), feed_dict=dict(feeds)))
 
 

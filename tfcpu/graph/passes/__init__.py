@@ -16,6 +16,7 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     fold_constants,
     fold_old_batch_norms,
     merge_duplicate_constants,
+    remove_const_control_edges,
     remove_nodes,
     strip_attrs,
     strip_unused_nodes,
