@@ -24,3 +24,11 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "tfcpu", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "tfcpu")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (output in site/)."""
+    session.install("-e", ".[docs]")
+    session.run("python", "docs/gen_cli.py")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
