@@ -205,6 +205,32 @@ def test_const_control_edges_are_dropped_but_ordering_through_consts_kept():
     assert report.changed == ("out (1 edges)",)
 
 
+def test_fold_pad_into_conv_uses_explicit_padding_and_skips_channel_padding():
+    rng = np.random.default_rng(5)
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [1, 9, 9, 3], name="x")
+        padded = tf.pad(x, [[0, 0], [3, 2], [1, 3], [0, 0]], name="pad")
+        tf.raw_ops.Conv2D(input=padded, filter=const(rng, 3, 3, 3, 4), strides=[1, 2, 2, 1], padding="VALID",
+                          name="out")  # fmt: skip
+        odd = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 1]], name="pad_channels")
+        tf.raw_ops.Conv2D(input=odd, filter=const(rng, 1, 1, 4, 2), strides=[1, 1, 1, 1], padding="VALID",
+                          name="out2")  # fmt: skip
+
+    model = tfcpu.load(graph_def_of(build), outputs=["out", "out2"])
+    result = GraphOptimizer().fold_pad_into_conv().run(model)
+    report = result.reports[0]
+    assert report.changed == ("out <- pad",)
+    assert [(s.node, s.reason) for s in report.skipped] == [
+        ("pad_channels", "paddings touch the batch or channel axis")
+    ]
+    conv = nodes(result.model.graph_def)["out"]
+    assert conv.attr["padding"].s == b"EXPLICIT" and list(conv.attr["explicit_paddings"].list.i) == [
+        0, 0, 3, 2, 1, 3, 0, 0,
+    ]  # fmt: skip
+    assert result.check is not None and result.check.max_abs_error < 1e-5
+
+
 def test_strip_default_attrs_removes_matmul_grad_flags():
     def build() -> None:
         x = v1.placeholder(tf.float32, [1, 2], name="x")

@@ -15,8 +15,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         help="a .pb/.pbtxt/.keras/.h5 file, a SavedModel directory, or a Keras application "
         "(ResNet50, keras:MobileNetV2)",
     )
-    p.add_argument("--inputs", help="input tensor names, comma-separated (default: the Placeholders)")
-    p.add_argument("--outputs", help="output tensor names, comma-separated (default: the sink nodes)")
+    p.add_argument("--inputs", nargs="+", help="input tensor names (default: the Placeholders)")
+    p.add_argument("--outputs", nargs="+", help="output tensor names (default: the sink nodes)")
     p.add_argument("--signature", help="SavedModel signature key (default: serving_default)")
 
 

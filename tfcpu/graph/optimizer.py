@@ -106,6 +106,9 @@ class GraphOptimizer:
     def merge_duplicate_constants(self) -> GraphOptimizer:
         return self.add("merge_duplicate_constants")
 
+    def fold_pad_into_conv(self) -> GraphOptimizer:
+        return self.add("fold_pad_into_conv")
+
     def remove_const_control_edges(self) -> GraphOptimizer:
         return self.add("remove_const_control_edges")
 

@@ -122,7 +122,7 @@ def summarize(model: Model) -> GraphSummary:
         command = ""
     else:
         command = "tfcpu bench " + shlex.quote(source)
-        command += " --inputs " + ",".join(model.input_names) + " --outputs " + ",".join(model.output_names)
+        command += " --inputs " + " ".join(model.input_names) + " --outputs " + " ".join(model.output_names)
     return GraphSummary(
         source=source,
         inputs=model.inputs,

@@ -15,6 +15,7 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     fold_batch_norms,
     fold_constants,
     fold_old_batch_norms,
+    fold_pad_into_conv,
     merge_duplicate_constants,
     remove_const_control_edges,
     remove_nodes,
