@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,7 @@ _SUBCOMMANDS = (
     "tfcpu.cli.plan",
     "tfcpu.cli.inspect",
     "tfcpu.cli.optimize",
+    "tfcpu.cli.quantize",
     "tfcpu.cli.bench",
     "tfcpu.cli.launch",
     "tfcpu.cli.tune",
@@ -53,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # The command line is a program, not a library: keep TensorFlow's and INC's start-up
+        # chatter (CUDA probes, deprecation notices) out of the user's terminal.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        for noisy in ("tensorflow", "absl", "neural_compressor"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
