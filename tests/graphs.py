@@ -67,3 +67,27 @@ def echo_ids() -> Model:
         (TensorSpec("echo:0", "float32", (None, 1), "AddV2"),),
         source="echo_ids",
     )
+
+
+def tiny_convnet() -> Model:
+    """x[?,8,8,1] → Conv2D(3x3, 4, SAME) → BiasAdd → Relu → Reshape[?,256] → MatMul → BiasAdd → Softmax = "probs".
+
+    Seeded weights; the smallest graph INC turns into QuantizedConv2D/QuantizedMatMul chains.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 1], name="x")
+        w = tf.constant(rng.standard_normal((3, 3, 1, 4)).astype(np.float32))
+        y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME"), tf.constant(np.full(4, 0.1, np.float32))))
+        y = tf.reshape(y, [-1, 8 * 8 * 4])
+        d = tf.constant((rng.standard_normal((256, 5)) * 0.1).astype(np.float32))
+        tf.nn.softmax(tf.nn.bias_add(tf.matmul(y, d), tf.constant(np.zeros(5, np.float32))), name="probs")
+    return Model(
+        g.as_graph_def(),
+        (TensorSpec("x:0", "float32", (None, 8, 8, 1), "Placeholder"),),
+        (TensorSpec("probs:0", "float32", (None, 5), "Softmax"),),
+        source="tiny_convnet",
+    )

@@ -1,0 +1,106 @@
+"""Acceptance: INT8 on a real trained model keeps its accuracy.
+
+A small CNN with batch norms is trained inside the test on scikit-learn's bundled digits
+(8x8 upsampled to 16x16), then quantised by tfcpu with real calibration data and an
+accuracy evaluation on a held-out split. INT8 graphs need oneDNN, which stock TensorFlow
+leaves off on CPUs without VNNI, so the work runs in a fresh interpreter started with
+TF_ENABLE_ONEDNN_OPTS=1 (the pytest process may have imported TensorFlow already).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    import keras
+    import tfcpu
+    from tfcpu.runtime import Runner
+
+    digits = load_digits()
+    x = digits.images.astype("float32") / 16.0
+    x = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[..., None]  # 8x8 -> 16x16
+    y = digits.target.astype("int64")
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        keras.layers.Conv2D(16, 3, padding="same"),
+        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, padding="same"),
+        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    net.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    net.fit(x_train, y_train, epochs=12, batch_size=32, verbose=0)
+
+    model = tfcpu.load(net)
+    before = model.to_bytes()
+
+    def accuracy(m):
+        with Runner(m) as runner:
+            probs = runner.run(x_test)[m.output_names[0]]
+        return float((probs.argmax(axis=1) == y_test).mean())
+
+    result = (
+        tfcpu.Quantizer()
+        .int8()
+        .calibrate(x_train, batches=10, batch_size=32)
+        .evaluate(accuracy)
+        .tolerance(relative_loss=0.01)
+        .run(model)
+    )
+    data = result.to_dict()
+    data["input_unchanged"] = model.to_bytes() == before
+    data["keras_accuracy"] = float(net.evaluate(x_test, y_test, verbose=0)[1])
+    data["int8_rerun"] = accuracy(result.model)
+    json.dump(data, open(sys.argv[1], "w"))
+    """
+)
+
+
+@pytest.mark.slow
+def test_int8_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    out = tmp_path / "result.json"
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+
+    assert data["input_unchanged"]
+    assert data["onednn_enabled"] is True
+    assert data["quantized"] is True and data["precision"] == "int8"
+    # FP32 accuracy of the frozen (optimised) graph on the held-out split.
+    assert data["fp32_metric"] >= 0.95, data
+    assert abs(data["fp32_metric"] - data["keras_accuracy"]) < 1e-6
+    # INT8 within 1 point of FP32, and the number is reproducible from the returned model.
+    assert data["int8_metric"] >= data["fp32_metric"] - 0.01, data
+    assert data["int8_rerun"] == pytest.approx(data["int8_metric"])
+    rows = {r["op"]: r for r in data["op_types"]}
+    assert rows["Conv2D"]["total"] == 2 and rows["Conv2D"]["quantized"] >= 1
+    # the batch norms were folded before INC, so nothing of them is left between the convs
+    assert not any(op in data["model"]["op_counts"] for op in ("Rsqrt", "FusedBatchNormV3"))
+    assert any(op.startswith("Quantized") or op.startswith("_Quantized") for op in data["quantized_ops"])
+    assert data["top1_agreement"] is not None and data["top1_agreement"] >= 0.95
+    assert data["calibration"]["synthetic"] is False and data["calibration"]["batches"] == 10
+    assert not any("synthetic" in w for w in data["warnings"])

@@ -1,0 +1,256 @@
+"""Quantizer: the fluent plan (immutability, eager validation), calibration checking, BF16
+refusal/acceptance by CPU, and quantisation of tiny graphs built in code.
+
+INC itself runs in this process on tiny graphs: quantising works whether or not oneDNN is
+on; only *running* INT8 graphs needs it (tested in tests/integration/test_quantize_*.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.graphs import dense_softmax, echo_ids, tiny_convnet, two_inputs
+from tfcpu import ConfigError, QuantizationError, Quantizer
+from tfcpu.graph.model import Model
+from tfcpu.quantize import QuantizationResult
+from tfcpu.quantize.calibration import materialise
+from tfcpu.quantize.quantizer import SLOW_INT8_WARNING, SYNTHETIC_WARNING, _fallback_order
+from tfcpu.topology import Topology
+
+TopologyFactory = Callable[[str], Topology]
+
+
+# -- the plan -------------------------------------------------------------------------------
+def test_builder_returns_new_objects_and_leaves_the_original_alone() -> None:
+    base = Quantizer()
+    planned = base.int8(per_channel=False, algorithm="kl").smooth_quant(0.7).tolerance(0.02, max_trials=3)
+    assert planned is not base
+    assert (base.per_channel, base.algorithm, base.smooth_quant_alpha) == (True, "minmax", None)
+    assert base.relative_loss == 0.01
+    assert (planned.per_channel, planned.algorithm, planned.smooth_quant_alpha) == (False, "kl", 0.7)
+    assert (planned.relative_loss, planned.max_trials) == (0.02, 3)
+    assert planned.optimize(False).optimize_first is False and planned.optimize_first is True
+    with pytest.raises(AttributeError):
+        planned.precision = "bf16"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda q: q.int8(algorithm="kll"), "did you mean 'kl'"),
+        (lambda q: q.smooth_quant(alpha=1.5), "alpha must be in [0, 1]"),
+        (lambda q: q.tolerance(relative_loss=-0.1), "relative_loss"),
+        (lambda q: q.tolerance(max_trials=0), "max_trials"),
+        (lambda q: q.calibrate(None), "calibration data is None"),
+        (lambda q: q.calibrate("imagenet"), "unknown calibration source"),
+        (lambda q: q.calibrate("synthetic", batches=0), "batches must be"),
+        (lambda q: q.calibrate("synthetic", batch_size=0), "batch_size must be"),
+        (lambda q: q.evaluate(0.5), "evaluate needs a callable"),
+    ],
+)
+def test_bad_settings_fail_eagerly(call: Callable[[Quantizer], Quantizer], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        call(Quantizer())
+    assert fragment in str(info.value)
+
+
+def test_bf16_is_refused_without_bf16_instructions(topology: TopologyFactory) -> None:
+    this = topology("this_machine")
+    assert not this.precisions["bf16"].accelerated
+    with pytest.raises(ConfigError, match="BF16 is not accelerated"):
+        Quantizer(topology=this).bf16()
+
+
+BF16_CHILD = """
+import json, sys
+from tests.graphs import dense_softmax
+from tfcpu import Quantizer, Topology
+spr = Topology.from_json(open(sys.argv[1]).read())
+model = dense_softmax()
+result = Quantizer(topology=spr).bf16().run(model)
+casts = [n.name for n in result.model.graph_def.node if n.op == "Cast" and n.attr["DstT"].type == 14]
+print(json.dumps({"precision": result.precision, "quantized": result.quantized, "casts": casts,
+                  "same_signature": result.model.inputs == model.inputs and result.model.outputs == model.outputs}))
+"""
+
+
+def test_bf16_is_accepted_with_amx_and_rewrites_the_graph(topology: TopologyFactory, tmp_path: Path) -> None:
+    spr = topology("vm_no_numa")  # Xeon 8480C: AMX-BF16
+    assert Quantizer(topology=spr).bf16().precision == "bf16"
+    # The rewrite needs oneDNN on, i.e. a fresh interpreter here (no VNNI/AMX on this CPU).
+    topo_file = tmp_path / "spr.json"
+    topo_file.write_text(spr.to_json())
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", BF16_CHILD, str(topo_file)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["precision"] == "bf16" and data["quantized"] and data["same_signature"]
+    assert data["casts"], "expected Cast-to-bfloat16 nodes"
+
+
+def test_run_without_calibration_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no calibration data"):
+        Quantizer().int8().run(dense_softmax())
+
+
+def test_run_needs_a_model() -> None:
+    with pytest.raises(ConfigError, match="tfcpu Model"):
+        Quantizer().calibrate("synthetic").run("model.pb")  # type: ignore[arg-type]
+
+
+# -- calibration data -----------------------------------------------------------------------
+def test_every_calibration_form_becomes_checked_batches() -> None:
+    import tensorflow as tf
+
+    model = dense_softmax()
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((10, 4)).astype(np.float32)
+    labels = np.arange(10)
+
+    def gen():
+        for i in range(0, 10, 4):
+            yield data[i : i + 4], labels[i : i + 4]
+
+    forms = {
+        "array": data,
+        "array-float64": data.astype(np.float64),
+        "list": [data[:4], data[4:8], data[8:]],
+        "pairs": list(gen()),
+        "iterator": iter([data[:4], data[4:8], data[8:]]),
+        "dict": {"x": data},
+        "callable": gen,
+        "dataset": tf.data.Dataset.from_tensor_slices((data, labels)).batch(4),
+    }
+    for name, form in forms.items():
+        batches = materialise(model, form, batches=10, batch_size=4)
+        assert [b["x:0"].shape[0] for b in batches] == [4, 4, 2], name
+        assert all(b["x:0"].dtype == np.float32 for b in batches), name
+        np.testing.assert_allclose(np.concatenate([b["x:0"] for b in batches]), data, rtol=1e-6, err_msg=name)
+    assert len(materialise(model, data, batches=2, batch_size=4)) == 2
+
+
+def test_synthetic_batches_follow_the_signature() -> None:
+    batches = materialise(two_inputs(), "synthetic", batches=3, batch_size=5)
+    assert len(batches) == 3
+    assert batches[0]["a:0"].shape == (5, 3) and batches[0]["n:0"].dtype == np.int32
+    assert not np.array_equal(batches[0]["a:0"], batches[1]["a:0"])
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (np.zeros((4, 5), np.float32), "expects shape (?, 4)"),
+        (np.zeros((4,), np.float32), "expects rank 2"),
+        (np.zeros((4, 4), np.complex64), "expects float32"),
+        ([np.zeros((2, 4), np.float32), np.zeros((2, 3), np.float32), np.zeros(2)], "calibration batch 1"),
+        ({"y": np.zeros((2, 4), np.float32)}, "unknown input"),
+        ([], "yielded no batch"),
+    ],
+)
+def test_bad_calibration_is_a_config_error_before_inc_starts(
+    data: object, fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tfcpu.quantize._inc as inc
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("INC was called with bad calibration data")
+
+    monkeypatch.setattr(inc, "quantize_graph", must_not_run)
+    with pytest.raises(ConfigError) as info:
+        Quantizer().int8().calibrate(data).run(dense_softmax())
+    assert fragment in str(info.value)
+
+
+# -- quantising tiny graphs -----------------------------------------------------------------
+def test_a_model_without_conv_or_matmul_is_returned_unchanged(caplog: pytest.LogCaptureFixture) -> None:
+    model = echo_ids()
+    with caplog.at_level(logging.WARNING, logger="tfcpu.quantize"):
+        result = Quantizer().int8().calibrate(np.ones((8, 1), np.float32)).run(model)
+    assert result.quantized is False and result.precision == "fp32"
+    assert result.model is model
+    assert any("no Conv/MatMul" in w for w in result.warnings)
+    assert any("no Conv/MatMul" in r.getMessage() for r in caplog.records)
+
+
+def test_tiny_convnet_is_quantised_and_the_input_model_is_not_touched(
+    topology: TopologyFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = tiny_convnet()
+    before = model.to_bytes()
+    with caplog.at_level(logging.WARNING, logger="tfcpu.quantize"):
+        result = Quantizer(topology=topology("this_machine")).int8().calibrate("synthetic", batches=2).run(model)
+    assert model.to_bytes() == before
+    assert isinstance(result, QuantizationResult) and result.quantized and result.precision == "int8"
+    assert result.model is not model
+    assert result.model.inputs == model.inputs and result.model.outputs == model.outputs
+    rows = {r.op: r for r in result.op_types}
+    assert rows["Conv2D"].total == 1 and rows["Conv2D"].quantized == 1
+    assert rows["MatMul"].total == 1 and rows["MatMul"].quantized == 1
+    assert any(op.startswith("Quantized") for op in result.quantized_ops)
+    assert not any(n.op == "Conv2D" for n in result.model.graph_def.node)
+    # synthetic data and no VNNI: both said, in the result and in the log
+    assert SYNTHETIC_WARNING in result.warnings and SLOW_INT8_WARNING in result.warnings
+    messages = [r.getMessage() for r in caplog.records]
+    assert SYNTHETIC_WARNING in messages and SLOW_INT8_WARNING in messages
+    assert result.calibration is not None and result.calibration.synthetic and result.calibration.batches == 2
+    assert result.fast_int8_hardware is False
+    data = result.to_dict()
+    assert data["precision"] == "int8" and data["op_types"][0]["op"] == "Conv2D"
+    assert "INT8" in result._repr_html_()
+
+
+def test_fast_hardware_does_not_warn_about_speed(topology: TopologyFactory) -> None:
+    result = Quantizer(topology=topology("vm_no_numa")).calibrate("synthetic", batches=1).run(tiny_convnet())
+    assert result.fast_int8_hardware is True
+    assert SLOW_INT8_WARNING not in result.warnings
+
+
+def test_fallback_order_tries_classifier_then_stem() -> None:
+    assert _fallback_order(tiny_convnet())[:2] == ["MatMul", "Conv2D"]
+    assert _fallback_order(echo_ids()) == []
+
+
+def test_nodes_can_be_kept_in_fp32() -> None:
+    from tfcpu.quantize._inc import IncSettings, quantize_graph
+
+    model = tiny_convnet()
+    batches = materialise(model, "synthetic", batches=1, batch_size=4)
+    graph_def = quantize_graph(
+        model.graph_def, model.input_names, model.output_names, batches, IncSettings(fp32_nodes=("MatMul",)), source="t"
+    )
+    ops = {n.name: n.op for n in graph_def.node}
+    assert ops.get("MatMul") == "MatMul"  # kept in FP32
+    assert "Conv2D" not in ops or ops["Conv2D"] != "Conv2D"
+
+
+def test_inc_failures_are_wrapped_with_the_original_chained() -> None:
+    from tfcpu.quantize._inc import IncSettings, quantize_graph
+
+    model = tiny_convnet()
+    batches = materialise(model, "synthetic", batches=1, batch_size=4)
+    with pytest.raises(QuantizationError) as info:
+        quantize_graph(model.graph_def, ["nope:0"], model.output_names, batches, IncSettings(), source="tiny")
+    assert "Neural Compressor failed" in str(info.value) and "[tiny]" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_evaluation_that_fails_is_reported_in_tfcpu_terms(topology: TopologyFactory) -> None:
+    def broken(model: Model) -> float:
+        raise RuntimeError("boom")
+
+    plan = Quantizer(topology=topology("vm_no_numa")).calibrate("synthetic", batches=1).evaluate(broken)
+    with pytest.raises(QuantizationError) as info:
+        plan.run(tiny_convnet())
+    assert "boom" in str(info.value) or "cannot evaluate" in str(info.value)

@@ -1,0 +1,114 @@
+"""``tfcpu quantize MODEL -o OUT``: INT8 (Intel Neural Compressor) or BF16, written as a frozen graph.
+
+The graph is optimised with ``GraphOptimizer.default()`` first (``--no-optimize`` skips it).
+INT8 graphs run on oneDNN kernels: on CPUs where stock TensorFlow leaves oneDNN off (no
+VNNI/BF16/AMX) this command sets ``TF_ENABLE_ONEDNN_OPTS=1`` before TensorFlow starts, and
+whoever runs the written graph must do the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tfcpu._render import print_rich
+from tfcpu.cli.inspect import add_model_args
+from tfcpu.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "quantize",
+        help="INT8 (Intel Neural Compressor) or BF16 post-training quantisation; write a frozen .pb/.pbtxt",
+        description="Optimise, calibrate and quantise a model; report what became INT8 and how outputs agree.",
+    )
+    add_model_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the graph (.pb or .pbtxt)")
+    p.add_argument(
+        "--calibration",
+        default="synthetic",
+        metavar="SRC",
+        help="'synthetic' (default; speed tests only), FILE.npy (samples along axis 0) or a DIR of .npy batches",
+    )
+    p.add_argument("--batches", type=int, default=10, metavar="N", help="calibration batches (default 10)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="how a .npy array is cut (default 32; synthetic 8)")
+    p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of per channel")
+    p.add_argument("--algorithm", choices=("minmax", "kl"), default="minmax", help="activation calibration")
+    p.add_argument("--bf16", action="store_true", help="BF16 instead of INT8 (refused without AVX512_BF16/AMX)")
+    p.add_argument("--no-optimize", action="store_true", help="quantise the graph as loaded (no GraphOptimizer)")
+    p.add_argument("--overwrite", action="store_true", help="allow OUT to be the input file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def load_calibration(spec: str) -> Any:
+    """``synthetic``, a ``.npy`` file, or a directory of ``.npy`` batches (sorted by name)."""
+    import numpy as np
+
+    if spec == "synthetic":
+        return spec
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise ConfigError("no .npy files in the calibration directory", where=str(path))
+        return [np.load(f, allow_pickle=False) for f in files]
+    if path.is_file():
+        if path.suffix.lower() != ".npy":
+            raise ConfigError("--calibration must be 'synthetic', a .npy file or a directory", where=str(path))
+        return np.load(path, allow_pickle=False)
+    raise ConfigError(
+        "calibration data not found", where=str(path), hint="give 'synthetic', FILE.npy or a directory of .npy files"
+    )
+
+
+def _enable_onednn_if_needed() -> None:
+    """INT8/BF16 graphs need oneDNN; stock TF leaves it off on CPUs without VNNI/BF16/AMX."""
+    from tfcpu.session.runtime import tensorflow_initialised
+    from tfcpu.topology import Topology
+
+    if (
+        "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+        and not tensorflow_initialised()
+        and not Topology.detect().onednn_default
+    ):
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() not in (".pb", ".pbtxt"):
+        raise ConfigError("-o must end in .pb or .pbtxt", where=str(out))
+    source = Path(args.model)
+    if source.exists() and out.exists() and os.path.samefile(source, out) and not args.overwrite:
+        raise ConfigError(
+            "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
+        )
+    from tfcpu.quantize import Quantizer
+
+    plan = Quantizer()
+    if args.bf16:
+        plan = plan.bf16()
+    else:
+        plan = plan.int8(per_channel=not args.per_tensor, algorithm=args.algorithm)
+        plan = plan.calibrate(load_calibration(args.calibration), batches=args.batches, batch_size=args.batch_size)
+    plan = plan.optimize(not args.no_optimize)
+
+    _enable_onednn_if_needed()
+    from tfcpu.graph.load import load
+
+    model = load(args.model, inputs=args.inputs, outputs=args.outputs, signature=args.signature)
+    result = plan.run(model)
+    result.model.save(out)
+    if args.json:
+        data = result.to_dict()
+        data["output"] = str(out)
+        print(json.dumps(data, indent=2))
+    else:
+        print_rich(result)
+        state = result.precision if result.quantized else "unchanged FP32"
+        print(f"wrote {out} ({state}; run it with TF_ENABLE_ONEDNN_OPTS=1 on CPUs without VNNI/AMX)")
+    return 0

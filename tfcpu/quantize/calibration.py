@@ -1,0 +1,194 @@
+"""Calibration data: every accepted form turned into a list of checked feed batches.
+
+Accepted forms (see :meth:`tfcpu.Quantizer.calibrate`):
+
+* a numpy array (or a dict of arrays by input name) — cut into batches of ``batch_size``;
+* a sequence or an iterator of batches, each an array, a dict by input name, a tuple of
+  arrays in input order, or an ``(inputs, labels)`` pair (labels are ignored);
+* a ``tf.data.Dataset`` yielding any of those batch forms;
+* a callable taking no argument and returning any of the forms above (e.g. a generator function);
+* ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy.
+
+Every batch is checked against the model's input signature (dtype, rank, fixed dimensions)
+with :func:`tfcpu.runtime.feeds.check_array` *before* Intel Neural Compressor starts, so a bad
+shape is a one-line :class:`~tfcpu.errors.ConfigError` naming the batch, not an INC traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tfcpu.errors import ConfigError
+from tfcpu.graph.model import Model, tensor_name
+from tfcpu.runtime.feeds import check_array, synthetic_batch
+
+__all__ = ["Calibration", "describe_source", "materialise"]
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the calibration actually used (part of :class:`~tfcpu.QuantizationResult`)."""
+
+    source: str
+    batches: int
+    batch_size: int
+    samples: int
+    synthetic: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "batches": self.batches,
+            "batch_size": self.batch_size,
+            "samples": self.samples,
+            "synthetic": self.synthetic,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(**data)
+
+
+def describe_source(data: Any) -> str:
+    """A short label for a calibration source (for messages and the result)."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, np.ndarray):
+        return f"array{tuple(data.shape)} {data.dtype}"
+    if isinstance(data, Mapping):
+        return "dict of arrays"
+    module = type(data).__module__ or ""
+    if module.startswith("tensorflow") and "Dataset" in type(data).__name__:
+        return "tf.data.Dataset"
+    if callable(data):
+        return f"callable {getattr(data, '__name__', type(data).__name__)}"
+    return type(data).__name__
+
+
+def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None, seed: int = 0) -> list[Batch]:
+    """Return up to ``batches`` checked batches (dict by input tensor name) for ``model``."""
+    if isinstance(data, str):
+        if data != "synthetic":
+            raise ConfigError(f"unknown calibration source {data!r}", hint='use "synthetic" or pass real data')
+        size = batch_size or 8
+        return [synthetic_batch(model, size, seed=seed + i) for i in range(batches)]
+    out: list[Batch] = []
+    for index, raw in enumerate(_iterate(model, data, batch_size or 32)):
+        if index >= batches:
+            break
+        out.append(_check_batch(model, raw, index))
+    if not out:
+        raise ConfigError(
+            "the calibration data yielded no batch",
+            where=describe_source(data),
+            hint="pass at least one batch (an exhausted iterator yields nothing the second time)",
+        )
+    return out
+
+
+def _iterate(model: Model, data: Any, batch_size: int) -> Iterator[Any]:
+    if isinstance(data, np.ndarray) or (isinstance(data, Mapping) and _all_arrays(data)):
+        yield from _chunks(data, batch_size)
+        return
+    module = type(data).__module__ or ""
+    if module.startswith("tensorflow") and hasattr(data, "as_numpy_iterator"):
+        yield from data.as_numpy_iterator()
+        return
+    if callable(data) and not isinstance(data, Iterable):
+        produced = data()
+        if isinstance(produced, np.ndarray | Mapping) or hasattr(produced, "as_numpy_iterator"):
+            yield from _iterate(model, produced, batch_size)
+        elif isinstance(produced, Iterable):
+            yield from produced
+        else:
+            raise ConfigError(
+                "the calibration callable returned neither batches nor an array",
+                where=describe_source(data),
+                why=f"it returned {type(produced).__name__}",
+                hint="return an iterable of batches, e.g. make it a generator function",
+            )
+        return
+    if isinstance(data, Iterable):
+        yield from data
+        return
+    raise ConfigError(
+        f"cannot calibrate with a {type(data).__name__}",
+        hint='pass a numpy array, batches, a tf.data.Dataset, a callable returning batches, or "synthetic"',
+    )
+
+
+def _all_arrays(data: Mapping[Any, Any]) -> bool:
+    return all(isinstance(v, np.ndarray) for v in data.values())
+
+
+def _chunks(data: np.ndarray | Mapping[str, np.ndarray], batch_size: int) -> Iterator[Any]:
+    if isinstance(data, np.ndarray):
+        if data.ndim == 0:
+            raise ConfigError("calibration array is a scalar", hint="pass samples stacked along axis 0")
+        for start in range(0, len(data), batch_size):
+            yield data[start : start + batch_size]
+        return
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise ConfigError("calibration arrays have different lengths", why=str(sorted(lengths)))
+    (n,) = lengths
+    for start in range(0, n, batch_size):
+        yield {k: v[start : start + batch_size] for k, v in data.items()}
+
+
+def _check_batch(model: Model, raw: Any, index: int) -> Batch:
+    where = f"calibration batch {index}"
+    specs = model.inputs
+    if isinstance(raw, Mapping):
+        by_name = {tensor_name(str(k)): v for k, v in raw.items()}
+        unknown = [k for k in by_name if k not in {s.name for s in specs}]
+        if unknown:
+            raise ConfigError(
+                f"unknown input {unknown[0]!r}", where=where, why=f"the model's inputs are {list(model.input_names)}"
+            )
+        missing = [s.name for s in specs if s.name not in by_name]
+        if missing:
+            raise ConfigError(f"missing inputs {missing}", where=where, hint="give every model input")
+        return {s.name: check_array(s, by_name[s.name], where=where) for s in specs}
+    values: list[Any]
+    if isinstance(raw, tuple | list):
+        items = list(raw)
+        # (inputs, labels): for one input, a pair whose first item is a batch and second a label array.
+        if len(specs) == 1 and len(items) == 2 and not _same_shape(items):
+            items = [items[0]]
+        elif len(specs) > 1 and len(items) == 2 and isinstance(items[0], tuple | list | Mapping):
+            return _check_batch(model, items[0], index)
+        if len(specs) == 1 and len(items) == 1 and isinstance(items[0], Mapping):
+            return _check_batch(model, items[0], index)
+        values = items
+    else:
+        values = [raw]
+    if len(values) != len(specs):
+        raise ConfigError(
+            f"the model has {len(specs)} inputs, the batch gives {len(values)}",
+            where=where,
+            hint=f"give {list(model.input_names)} in this order, a dict by name, or (inputs, labels)",
+        )
+    return {s.name: check_array(s, v, where=where) for s, v in zip(specs, values, strict=True)}
+
+
+def _same_shape(items: list[Any]) -> bool:
+    shapes = [np.shape(i) for i in items]
+    return len(set(shapes)) == 1
+
+
+def batch_size_of(batches: list[Batch]) -> int:
+    first = next(iter(batches[0].values()))
+    return int(first.shape[0]) if first.ndim else 1
+
+
+Evaluator = Callable[[Model], float]

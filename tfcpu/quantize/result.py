@@ -1,0 +1,218 @@
+"""``QuantizationResult``: what the Quantizer produced, measured and decided — frozen, serialisable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfcpu.graph.model import Model
+from tfcpu.quantize.calibration import Calibration
+
+__all__ = ["COMPUTE_OPS", "QUANTIZABLE_OPS", "OpTypeRow", "QuantizationResult", "Trial", "op_table"]
+
+# Ops INC 3.x turns into INT8 kernels; a graph without any of these has nothing worth quantising.
+COMPUTE_OPS = (
+    "Conv2D",
+    "Conv3D",
+    "DepthwiseConv2dNative",
+    "MatMul",
+    "BatchMatMul",
+    "BatchMatMulV2",
+    "Conv2DBackpropInput",
+    "Conv3DBackpropInputV2",
+)
+# Ops INC can also quantise, but only next to a quantised compute op.
+QUANTIZABLE_OPS = (
+    *COMPUTE_OPS,
+    "FusedBatchNorm",
+    "FusedBatchNormV2",
+    "FusedBatchNormV3",
+    "MaxPool",
+    "MaxPool3D",
+    "AvgPool",
+    "ConcatV2",
+)
+
+
+@dataclass(frozen=True)
+class OpTypeRow:
+    """For one quantisable op type: how many nodes the FP32 graph had, how many became INT8."""
+
+    op: str
+    total: int
+    quantized: int
+    kept_fp32: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "total": self.total, "quantized": self.quantized, "kept_fp32": self.kept_fp32}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpTypeRow:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One INT8 attempt of the accuracy-driven loop: the nodes kept in FP32 and the metric reached."""
+
+    fp32_nodes: tuple[str, ...]
+    metric: float | None
+    accepted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fp32_nodes": list(self.fp32_nodes), "metric": self.metric, "accepted": self.accepted}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        return cls(tuple(data["fp32_nodes"]), data["metric"], data["accepted"])
+
+
+def op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
+    """Compare op histograms of the FP32 and the quantised GraphDef for quantisable op types.
+
+    A node INC quantised is replaced by a ``Quantized*``/``_Quantized*`` node, so the plain op
+    type's count drops; what is left of it ran in FP32.
+    """
+    count_before: dict[str, int] = {}
+    for node in before.node:
+        if node.op in QUANTIZABLE_OPS:
+            count_before[node.op] = count_before.get(node.op, 0) + 1
+    count_after: dict[str, int] = {}
+    for node in after.node:
+        if node.op in count_before:
+            count_after[node.op] = count_after.get(node.op, 0) + 1
+    rows = []
+    for op in QUANTIZABLE_OPS:
+        total = count_before.get(op, 0)
+        if total:
+            kept = min(total, count_after.get(op, 0))
+            rows.append(OpTypeRow(op, total, total - kept, kept))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class QuantizationResult:
+    """The outcome of :meth:`tfcpu.Quantizer.run`.
+
+    Attributes:
+        model: the quantised Model (same inputs/outputs as the input); the FP32 model
+            unchanged when ``quantized`` is False.
+        quantized: whether any op runs in INT8 (or the graph was rewritten to BF16).
+        precision: ``"int8"``, ``"bf16"`` or ``"fp32"`` (nothing was quantised).
+        op_types: per quantisable op type, quantised vs kept in FP32.
+        quantized_ops: histogram of the INT8 op types in the new graph.
+        kept_fp32_nodes: nodes the accuracy-driven loop forced back to FP32.
+        fp32_metric / int8_metric: the user's evaluation (higher is better), when given.
+        top1_agreement: share of calibration samples whose arg-max agrees, FP32 vs INT8
+            (rank-2 outputs with more than one class); None when not measured.
+        max_abs_diff: largest absolute output difference on the calibration data.
+        calibration: what the calibration used.
+        optimized: whether GraphOptimizer.default() ran first.
+        fast_int8_hardware: the CPU has VNNI or AMX (otherwise INT8 may be slower than FP32).
+        trials: the attempts of the accuracy-driven loop.
+        warnings: everything the user should know (also logged).
+        seconds: wall time of run().
+    """
+
+    model: Model
+    quantized: bool
+    precision: str
+    op_types: tuple[OpTypeRow, ...] = ()
+    quantized_ops: dict[str, int] = field(default_factory=dict)
+    kept_fp32_nodes: tuple[str, ...] = ()
+    fp32_metric: float | None = None
+    int8_metric: float | None = None
+    tolerance: float | None = None
+    top1_agreement: float | None = None
+    max_abs_diff: float | None = None
+    calibration: Calibration | None = None
+    optimized: bool = False
+    fast_int8_hardware: bool = False
+    onednn_enabled: bool | None = None
+    inc_version: str | None = None
+    trials: tuple[Trial, ...] = ()
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def relative_loss(self) -> float | None:
+        """(FP32 − INT8) / |FP32| of the user's metric, when both were measured."""
+        if self.fp32_metric is None or self.int8_metric is None or self.fp32_metric == 0:
+            return None
+        return (self.fp32_metric - self.int8_metric) / abs(self.fp32_metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (the model as its signature and op histogram, not the weights)."""
+        return {
+            "model": self.model.to_dict(),
+            "quantized": self.quantized,
+            "precision": self.precision,
+            "op_types": [r.to_dict() for r in self.op_types],
+            "quantized_ops": dict(self.quantized_ops),
+            "kept_fp32_nodes": list(self.kept_fp32_nodes),
+            "fp32_metric": self.fp32_metric,
+            "int8_metric": self.int8_metric,
+            "relative_loss": self.relative_loss,
+            "tolerance": self.tolerance,
+            "top1_agreement": self.top1_agreement,
+            "max_abs_diff": self.max_abs_diff,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "optimized": self.optimized,
+            "fast_int8_hardware": self.fast_int8_hardware,
+            "onednn_enabled": self.onednn_enabled,
+            "inc_version": self.inc_version,
+            "trials": [t.to_dict() for t in self.trials],
+            "warnings": list(self.warnings),
+            "seconds": self.seconds,
+        }
+
+    # -- rendering ------------------------------------------------------------------------
+    _COLUMNS = ("op type", "nodes", "INT8", "kept FP32")
+
+    def _rows(self) -> list[list[Any]]:
+        return [[r.op, r.total, r.quantized, r.kept_fp32] for r in self.op_types]
+
+    def _lines(self) -> list[str]:
+        lines = [f"precision: {self.precision} ({'quantised' if self.quantized else 'unchanged FP32 model'})"]
+        if self.calibration is not None:
+            c = self.calibration
+            lines.append(
+                f"calibration: {c.source}, {c.batches} batches of {c.batch_size} ({c.samples} samples)"
+                + (" — synthetic: accuracy numbers are meaningless" if c.synthetic else "")
+            )
+        if self.fp32_metric is not None:
+            loss = self.relative_loss
+            int8 = "n/a" if self.int8_metric is None else f"{self.int8_metric:.4g}"
+            text = f"metric: FP32 {self.fp32_metric:.4g} → INT8 {int8}"
+            if loss is not None:
+                text += f" (relative loss {loss:.2%}"
+                text += f", tolerance {self.tolerance:.2%})" if self.tolerance is not None else ")"
+            lines.append(text)
+        if self.top1_agreement is not None:
+            lines.append(f"top-1 agreement with FP32 on the calibration data: {self.top1_agreement:.2%}")
+        if self.max_abs_diff is not None:
+            lines.append(f"max abs output difference: {self.max_abs_diff:.4g}")
+        if self.kept_fp32_nodes:
+            lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
+        lines.append(f"graph optimised first: {'yes' if self.optimized else 'no'}; time {self.seconds:.1f} s")
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        return lines
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        from tfcpu._render import rich_table
+
+        return Group(
+            rich_table(f"Quantisation of {self.model.source}", self._COLUMNS, self._rows()),
+            *(Text(line) for line in self._lines()),
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from tfcpu._render import html_table
+
+        body = "".join(f"<li>{html.escape(line)}</li>" for line in self._lines())
+        return html_table(f"Quantisation of {self.model.source}", self._COLUMNS, self._rows()) + f"<ul>{body}</ul>"
