@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     "TensorSpec": "tfcpu.graph.model",
     "GraphOptimizer": "tfcpu.graph.optimizer",
     "OptimizationResult": "tfcpu.graph.optimizer",
+    "Quantizer": "tfcpu.quantize",
+    "QuantizationResult": "tfcpu.quantize",
 }
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from tfcpu.graph.model import Model, TensorSpec
     from tfcpu.graph.optimizer import GraphOptimizer, OptimizationResult
     from tfcpu.plan import Instance, InstancePlan
+    from tfcpu.quantize import QuantizationResult, Quantizer
     from tfcpu.session.config import SessionConfig
     from tfcpu.session.runtime import RuntimeInfo, runtime_info
 
@@ -70,6 +73,8 @@ __all__ = [
     "PassError",
     "PlanError",
     "QuantizationError",
+    "QuantizationResult",
+    "Quantizer",
     "RunnerError",
     "RuntimeInfo",
     "SessionConfig",
