@@ -200,6 +200,7 @@ def test_tiny_convnet_is_quantised_and_the_input_model_is_not_touched(
     assert rows["MatMul"].total == 1 and rows["MatMul"].quantized == 1
     assert any(op.startswith("Quantized") for op in result.quantized_ops)
     assert not any(n.op == "Conv2D" for n in result.model.graph_def.node)
+    assert result.model.graph_def.versions.producer == model.graph_def.versions.producer  # INC drops it
     # synthetic data and no VNNI: both said, in the result and in the log
     assert SYNTHETIC_WARNING in result.warnings and SLOW_INT8_WARNING in result.warnings
     messages = [r.getMessage() for r in caplog.records]

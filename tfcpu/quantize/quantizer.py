@@ -358,6 +358,9 @@ class Quantizer:
         graph_def = quantize_graph(
             fp32.graph_def, fp32.input_names, fp32.output_names, batches, settings, source=fp32.source
         )
+        if graph_def.versions.producer == 0 and fp32.graph_def.versions.producer:
+            # INC drops the producer versions; without them the saved file looks truncated to loaders.
+            graph_def.versions.CopyFrom(fp32.graph_def.versions)
         names = {n.name for n in graph_def.node}
         lost = [t.name for t in (*fp32.inputs, *fp32.outputs) if t.node not in names]
         if lost:
