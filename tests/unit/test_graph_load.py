@@ -208,6 +208,8 @@ def test_bare_application_names_resolve_only_when_no_file_exists(tmp_path: Path)
     assert _application_name("MobileNetV2") == "MobileNetV2"
     with pytest.raises(tfcpu.ConfigError, match="did you mean 'ResNet50'"):
         _application_name("keras:ResNet5")
+    with pytest.raises(ModelError, match="did you mean 'ResNet50'"):
+        tfcpu.load("ResNet5")  # neither a file nor an application: suggest the application
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)

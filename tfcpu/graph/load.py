@@ -138,6 +138,8 @@ def resolve_application(name: str, *, weights: str | None = None) -> Any:
 def _check_path(path: Path) -> None:
     if not path.exists():
         near = did_you_mean(path.name, os.listdir(path.parent)) if path.parent.is_dir() else None
+        if os.sep not in str(path) and "." not in path.name:
+            near = did_you_mean(path.name, APPLICATIONS) or near  # meant a Keras application?
         raise ModelError(
             "model file not found",
             where=str(path),
@@ -383,11 +385,8 @@ def _from_graph_def(
     nodes = {n.name: n for n in graph_def.node}
     consumers: set[str] = {parse_input(t).node for n in graph_def.node for t in n.input}
     if inputs is None:
-        inputs = tuple(
-            n.name
-            for n in graph_def.node
-            if n.op in ("Placeholder", "PlaceholderWithDefault") and n.op == "Placeholder"
-        )
+        # PlaceholderWithDefault is optional by design: only plain Placeholders must be fed.
+        inputs = tuple(n.name for n in graph_def.node if n.op == "Placeholder")
     if outputs is None:
         outputs = tuple(n.name for n in graph_def.node if n.name not in consumers and n.op not in _NOT_OUTPUTS)
         if not outputs:
