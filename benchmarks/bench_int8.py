@@ -1,0 +1,136 @@
+"""FP32 frozen vs INC alone vs tfcpu INT8 on Keras 3 ResNet-50, measured side by side in one run.
+
+    python benchmarks/bench_int8.py [--rounds 3] [--duration 15] [--batch-size 16] [--json OUT]
+
+Three graphs are prepared once (random weights, synthetic calibration):
+
+* **FP32**: ``tfcpu.load("keras:ResNet50")`` — the frozen Keras 3 graph as it is;
+* **INC alone**: Intel Neural Compressor 3.x ``quantize_model`` with its default
+  ``StaticQuantConfig`` on that same unoptimised graph (what a user gets without tfcpu);
+* **tfcpu INT8**: ``tfcpu.Quantizer()`` — ``GraphOptimizer.default()`` first (batch norms folded
+  into the convs), then INC.
+
+Each round measures every graph in its own fresh child process (one instance on all usable
+cores, ``TF_ENABLE_ONEDNN_OPTS=1``, timing by ``tfcpu.runtime``'s Runner), rotating the order.
+Printed: median img/s over the rounds, min–max, and the ratios tfcpu/INC and tfcpu/FP32.
+Issue 5's bar (a VNNI Xeon): tfcpu ≥ 2.5× INC alone and ≥ 3.5× FP32. On CPUs without VNNI/AMX
+INT8 runs on slower oneDNN paths and the ratios are lower; the script reports what it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+# INT8 graphs need oneDNN; stock TF leaves it off on CPUs without VNNI/BF16/AMX. Set before TF starts.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def inc_alone(model, batches):  # type: ignore[no-untyped-def]
+    """INC 3.x with its defaults on the graph as loaded (no tfcpu optimisation)."""
+    import numpy as np
+    from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
+
+    from tfcpu.graph.model import Model
+
+    name = model.input_names[0]
+
+    class Loader:
+        batch_size = len(batches[0][name])
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for b in batches:
+                yield b[name], np.zeros(len(b[name]))
+
+    q = quantize_model(model.graph_def, StaticQuantConfig(), Loader(), calib_iteration=len(batches))
+    graph_def = q.graph_def
+    if graph_def.versions.producer == 0:
+        graph_def.versions.CopyFrom(model.graph_def.versions)
+    return Model(graph_def, model.inputs, model.outputs, source=f"{model.source} [INC alone]")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ResNet50")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds timed per measurement")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--calibration-batches", type=int, default=4)
+    parser.add_argument("--json", metavar="OUT")
+    args = parser.parse_args()
+
+    import tfcpu
+    from tfcpu.plan import InstancePlan
+    from tfcpu.quantize.calibration import materialise
+    from tfcpu.runtime.multi import run_instances
+
+    topo = tfcpu.Topology.detect()
+    t0 = time.monotonic()
+    fp32 = tfcpu.load(f"keras:{args.model}")
+    batches = materialise(fp32, "synthetic", batches=args.calibration_batches, batch_size=args.batch_size)
+    inc = inc_alone(fp32, batches)
+    t1 = time.monotonic()
+    result = (
+        tfcpu.Quantizer()
+        .int8()
+        .calibrate("synthetic", batches=args.calibration_batches, batch_size=args.batch_size)
+        .run(fp32)
+    )
+    t2 = time.monotonic()
+    print(f"prepared in {t1 - t0:.0f} s (load + INC alone), tfcpu INT8 in {t2 - t1:.0f} s", file=sys.stderr)
+    graphs = {"FP32 frozen": fp32, "INC alone": inc, "tfcpu INT8": result.model}
+    plan = InstancePlan.for_topology(topo, instances=1)
+    env = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    samples: dict[str, list[float]] = {name: [] for name in graphs}
+    names = list(graphs)
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            res = run_instances(
+                graphs[name], plan, batch_size=args.batch_size, warmup=3, duration=args.duration, env=env
+            )
+            if res.partial:
+                print(f"round {r + 1} {name}: failed ({res.failed[0].error})", file=sys.stderr)
+                continue
+            samples[name].append(res.throughput)
+            print(f"round {r + 1} {name}: {res.throughput:.1f} img/s", file=sys.stderr)
+
+    medians = {n: statistics.median(v) if v else float("nan") for n, v in samples.items()}
+    print(f"\n{args.model}, batch {args.batch_size}, {args.rounds} rounds, {topo.model_name} ({', '.join(topo.isa)})")
+    print(f"{'path':<14}{'median img/s':>14}{'min':>9}{'max':>9}")
+    for name, vals in samples.items():
+        lo, hi = (min(vals), max(vals)) if vals else (float("nan"),) * 2
+        print(f"{name:<14}{medians[name]:>14.1f}{lo:>9.1f}{hi:>9.1f}")
+    vs_inc = medians["tfcpu INT8"] / medians["INC alone"]
+    vs_fp32 = medians["tfcpu INT8"] / medians["FP32 frozen"]
+    print(f"tfcpu / INC alone: {vs_inc:.2f}x (target >= 2.5x on VNNI)")
+    print(f"tfcpu / FP32:      {vs_fp32:.2f}x (target >= 3.5x on VNNI)")
+    if not result.fast_int8_hardware:
+        print("note: this CPU has no VNNI/AMX; INT8 runs on slower oneDNN paths here")
+    if args.json:
+        from tfcpu._io import atomic_write_text
+
+        data = {
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "duration": args.duration,
+            "cpu": topo.model_name,
+            "isa": list(topo.isa),
+            "samples": samples,
+            "medians": medians,
+            "tfcpu_vs_inc": vs_inc,
+            "tfcpu_vs_fp32": vs_fp32,
+            "quantization": {k: v for k, v in result.to_dict().items() if k != "model"},
+        }
+        atomic_write_text(args.json, json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
