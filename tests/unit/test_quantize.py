@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,28 @@ def test_evaluation_that_fails_is_reported_in_tfcpu_terms(topology: TopologyFact
     with pytest.raises(QuantizationError) as info:
         plan.run(tiny_convnet())
     assert "boom" in str(info.value) or "cannot evaluate" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        Quantizer().int8(algorithm="kl"),
+        Quantizer().int8(per_channel=False, symmetric=False),
+        Quantizer().smooth_quant(alpha=0.5),
+    ],
+    ids=["kl", "per-tensor-asymmetric", "smooth-quant"],
+)
+def test_int8_variants_reach_inc(plan: Quantizer, topology: TopologyFactory) -> None:
+    result = replace(plan, topology=topology("vm_no_numa")).calibrate("synthetic", batches=2).run(tiny_convnet())
+    assert result.quantized
+    assert set(result.quantized_ops) >= {"QuantizedConv2DWithBiasAndReluAndRequantize"}
+
+
+def test_missing_inc_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfcpu import MissingDependencyError
+    from tfcpu.quantize._inc import _import_inc
+
+    monkeypatch.setitem(sys.modules, "neural_compressor", None)
+    with pytest.raises(MissingDependencyError) as info:
+        _import_inc()
+    assert "pip install neural-compressor[tf]" in str(info.value)
