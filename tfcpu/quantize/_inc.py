@@ -148,9 +148,14 @@ def quantize_graph(
     """Run INC static quantisation on a frozen GraphDef; return the quantised GraphDef."""
     inc_tf = _import_inc()
     configs = _configs(inc_tf, settings)
+    import tempfile
+
     try:
-        with _quiet_inc():
-            wrapped = inc_tf.Model(graph_def)
+        # INC writes work files (nc_workspace/, fp32_logged_graph.pb, requant_min_max.log) relative
+        # to the current directory unless told otherwise: keep them in a private temporary directory.
+        with _quiet_inc(), tempfile.TemporaryDirectory(prefix="tfcpu-inc-") as workspace:
+            wrapped = inc_tf.Model(graph_def, conf={"workspace_path": workspace})
+            wrapped.workspace_path = workspace
             wrapped.input_tensor_names = list(input_names)
             wrapped.output_tensor_names = list(output_names)
             q_model = inc_tf.quantize_model(
