@@ -270,11 +270,14 @@ def test_evaluation_that_fails_is_reported_in_tfcpu_terms(topology: TopologyFact
 def test_int8_variants_reach_inc(
     plan: Quantizer, topology: TopologyFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = replace(plan, topology=topology("vm_no_numa")).calibrate("synthetic", batches=2).run(tiny_convnet())
+    spr = topology("vm_no_numa")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    result = replace(plan, topology=spr).calibrate("synthetic", batches=2).run(tiny_convnet())
     assert result.quantized
     assert set(result.quantized_ops) >= {"QuantizedConv2DWithBiasAndReluAndRequantize"}
-    assert list(tmp_path.iterdir()) == [], "INC work files leaked into the current directory"
+    assert list(cwd.iterdir()) == [], "INC work files leaked into the current directory"
 
 
 def test_missing_inc_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
