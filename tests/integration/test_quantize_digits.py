@@ -36,14 +36,17 @@ CHILD = textwrap.dedent(
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
 
     keras.utils.set_random_seed(0)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()  # same weights every run: no flaky accuracy
     net = keras.Sequential([
         keras.Input((16, 16, 1)),
         keras.layers.Conv2D(16, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.BatchNormalization(momentum=0.8),
         keras.layers.ReLU(),
         keras.layers.MaxPooling2D(),
         keras.layers.Conv2D(32, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.BatchNormalization(momentum=0.8),
         keras.layers.ReLU(),
         keras.layers.MaxPooling2D(),
         keras.layers.Flatten(),
