@@ -32,3 +32,10 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     session.run("python", "docs/gen_cli.py")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO FP32/INT8 (benchmarks/peers.py)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/peers.py", *session.posargs)

@@ -1,0 +1,178 @@
+"""Helpers shared by the benchmark scripts: fresh-child timing, medians, machine record, tables.
+
+Each function is small and does one thing; scripts compose them. Nothing here imports
+TensorFlow at module level, so a script can set environment variables before TF starts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Variables that would change how a child runs if they leaked in from the parent's shell.
+_THREAD_VARS = ("KMP_", "OMP_", "TF_NUM_", "TF_ENABLE_ONEDNN_OPTS")
+
+
+@dataclass
+class PathResult:
+    """The measurements of one benchmarked path over all rounds."""
+
+    name: str
+    description: str
+    samples: list[float] = field(default_factory=list)
+    status: str = "ok"  # ok | failed
+    note: str = ""
+
+    def fail(self, reason: str) -> None:
+        self.status, self.note = "failed", reason
+
+    @property
+    def median(self) -> float:
+        return summarise(self.samples)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        med, lo, hi = summarise(self.samples)
+        return {**asdict(self), "median": med, "min": lo, "max": hi}
+
+
+def summarise(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max) of ``values``; NaNs when there are none."""
+    if not values:
+        nan = float("nan")
+        return nan, nan, nan
+    return statistics.median(values), min(values), max(values)
+
+
+def rotation(names: Sequence[str], round_index: int) -> list[str]:
+    """The order of ``names`` in round ``round_index``: rotated so drift hits every path equally."""
+    if not names:
+        return []
+    k = round_index % len(names)
+    return list(names[k:]) + list(names[:k])
+
+
+def ratio(a: float, b: float) -> float:
+    """a / b, NaN when either is missing or b is zero."""
+    if not (a == a and b == b) or b == 0:  # NaN check without math import
+        return float("nan")
+    return a / b
+
+
+def fmt_ratio(value: float) -> str:
+    return "—" if value != value else f"{value:.2f}×"
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The parent's environment without thread/oneDNN settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_THREAD_VARS)}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra or {})
+    return env
+
+
+def run_json_child(argv: Sequence[str], out: Path, env: Mapping[str, str], timeout: float) -> dict[str, Any]:
+    """Run ``argv`` in a fresh process; return the JSON it wrote to ``out``.
+
+    Raises RuntimeError with the last lines of stderr when the child fails.
+    """
+    out.unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"child timed out after {timeout:.0f} s") from exc
+    if proc.returncode != 0 or not out.exists():
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(tail or f"child exit code {proc.returncode}")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def python_child(module_or_script: str, *args: Any) -> list[str]:
+    """argv for ``python <script> args...`` (or ``-m module`` when it has no ``.py``)."""
+    head = [module_or_script] if module_or_script.endswith(".py") else ["-m", module_or_script]
+    return [sys.executable, *head, *(str(a) for a in args)]
+
+
+def measure_rounds(
+    paths: Mapping[str, PathResult],
+    measure: Callable[[str], float],
+    rounds: int,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> None:
+    """Call ``measure(name)`` for every path each round (rotated order); record samples or failures.
+
+    A path that failed is not measured again in later rounds.
+    """
+    names = list(paths)
+    for r in range(rounds):
+        for name in rotation(names, r):
+            res = paths[name]
+            if res.status != "ok":
+                continue
+            try:
+                value = measure(name)
+            except Exception as exc:  # noqa: BLE001 - a failed path is data, the others still run
+                res.fail(str(exc) or type(exc).__name__)
+                log(f"round {r + 1} {name}: failed ({res.note})")
+                continue
+            res.samples.append(value)
+            log(f"round {r + 1} {name}: {value:.1f} img/s")
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine_record(packages: Sequence[str]) -> dict[str, Any]:
+    """Where and when: topology summary, package versions, UTC date."""
+    from tfcpu.topology import Topology
+
+    return {
+        "machine": Topology.detect().summary(),
+        "versions": {p: package_version(p) for p in packages},
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def table_rows(results: Sequence[PathResult], best: float) -> list[tuple[str, ...]]:
+    """Rows: path, median, min–max, best/this, status note."""
+    rows = []
+    for res in results:
+        med, lo, hi = summarise(res.samples)
+        if res.status != "ok" or not res.samples:
+            rows.append((res.name, "failed", "", "", res.note[:80]))
+            continue
+        rows.append((res.name, f"{med:.1f}", f"{lo:.1f}–{hi:.1f}", fmt_ratio(ratio(best, med)), res.note[:80]))
+    return rows
+
+
+def print_table(title: str, results: Sequence[PathResult], best: float, best_label: str = "tfcpu best") -> None:
+    """Print the peer table with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("path", "median img/s", "min–max", f"{best_label} / path", "note"):
+        table.add_column(col, justify="left" if col in ("path", "note") else "right")
+    for row in table_rows(results, best):
+        table.add_row(*row)
+    Console().print(table)
+
+
+def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
+    from tfcpu._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))
