@@ -91,3 +91,26 @@ def tiny_convnet() -> Model:
         (TensorSpec("probs:0", "float32", (None, 5), "Softmax"),),
         source="tiny_convnet",
     )
+
+
+def reads_file(path: str, *, in_function: bool = False) -> Model:
+    """x[?,4] → x + len(ReadFile(path)) = "out"; with ``in_function`` the ReadFile hides in a library function.
+
+    A model that touches the file system: the safety scan must refuse it unless ReadFile is allowed.
+    """
+    import tensorflow as tf
+
+    def file_length() -> tf.Tensor:
+        return tf.cast(tf.strings.length(tf.io.read_file(tf.constant(path))), tf.float32)
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        n = tf.function(file_length, autograph=False)() if in_function else file_length()
+        tf.add(x, n, name="out")
+    return Model(
+        g.as_graph_def(),
+        (TensorSpec("x:0", "float32", (None, 4), "Placeholder"),),
+        (TensorSpec("out:0", "float32", (None, 4), "AddV2"),),
+        source="reads_file",
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
+from tfcpu.cli.inspect import add_allow_unsafe_arg
 from tfcpu.errors import ConfigError
 
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", metavar="MODEL", help=".pb/.pbtxt/SavedModel/.keras path or a Keras application name")
     p.add_argument("--inputs", nargs="+", help="input tensor names (default: the placeholders)")
     p.add_argument("--outputs", nargs="+", help="output tensor names (default: the graph's sinks)")
+    add_allow_unsafe_arg(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--warmup", type=int, default=5, help="untimed batches after the first run")
     length = p.add_mutually_exclusive_group()
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.onednn is not None:
             config = config.with_onednn(args.onednn)
         config.apply()
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs)
+    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
     result: Any
     if single:
         from tfcpu.runtime.runner import Runner

@@ -51,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
         )
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, signature=args.signature)
+    model = load(
+        args.model,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        signature=args.signature,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+    )
     result = optimizer.run(model, check=not args.no_check, rtol=args.rtol, atol=args.atol)
     result.model.save(out)
     if args.json:

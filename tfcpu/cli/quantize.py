@@ -100,7 +100,13 @@ def run(args: argparse.Namespace) -> int:
     _enable_onednn_if_needed()
     from tfcpu.graph.load import load
 
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, signature=args.signature)
+    model = load(
+        args.model,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        signature=args.signature,
+        allow_unsafe_ops=args.allow_unsafe_ops,
+    )
     result = plan.run(model)
     result.model.save(out)
     if args.json:

@@ -7,6 +7,7 @@ import json
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import progress_bar
+from tfcpu.cli.inspect import add_allow_unsafe_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--inputs", nargs="+")
     p.add_argument("--outputs", nargs="+")
+    add_allow_unsafe_arg(p)
     p.add_argument("--batch-size", type=int, nargs="+", default=[32], help="one or more batch sizes")
     p.add_argument("--cores-per-instance", type=int, nargs="+", help="values to try (default 1, 2, 4, .., all)")
     p.add_argument("--onednn-sweep", action="store_true", help="also try oneDNN on and off")
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tfcpu.graph.load import load
     from tfcpu.runtime.tune import tune
 
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs)
+    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(
             model,

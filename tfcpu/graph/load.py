@@ -54,6 +54,7 @@ def load(
     outputs: Names = None,
     *,
     signature: str | None = None,
+    allow_unsafe_ops: Sequence[str] | str | None = None,
 ) -> Model:
     """Load ``source`` as a frozen Model. See the module docstring for the accepted sources.
 
@@ -61,7 +62,17 @@ def load(
         inputs: input tensor names (``"x"`` or ``"x:0"``); default: every Placeholder.
         outputs: output tensor names; default: the sinks (nodes nobody reads).
         signature: SavedModel signature key (default ``serving_default`` or the only one).
+        allow_unsafe_ops: op types the safety scan (:mod:`tfcpu.graph.safety`) may let through,
+            e.g. ``["ReadFile"]``; by default a graph that touches files, the network or Python
+            is refused with UnsafeModelError before TensorFlow imports it.
     """
+    from tfcpu.graph import safety
+
+    with safety.allowing(allow_unsafe_ops):
+        return _load(source, inputs, outputs, signature)
+
+
+def _load(source: Any, inputs: Names, outputs: Names, signature: str | None) -> Model:
     in_names = _names(inputs, "inputs")
     out_names = _names(outputs, "outputs")
     tf = None
@@ -279,6 +290,9 @@ def _from_function(fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, 
 def _from_saved_model(
     path: Path, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, signature: str | None
 ) -> Model:
+    from tfcpu.graph.safety_io import prescan_saved_model
+
+    prescan_saved_model(path)  # before TensorFlow reads the SavedModel and runs its restore functions
     tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(str(path))
@@ -381,6 +395,9 @@ def _from_graph_def(
             why="TensorFlow writes versions after the nodes, so a file cut at a node boundary loses it",
             hint="re-export the graph; if it was built without versions, load the GraphDef object instead",
         )
+    from tfcpu.graph import safety
+
+    safety.check(graph_def, source)  # before anything imports or runs the graph
     validate_graph_def(graph_def, source)
     nodes = {n.name: n for n in graph_def.node}
     consumers: set[str] = {parse_input(t).node for n in graph_def.node for t in n.input}
