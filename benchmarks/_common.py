@@ -149,7 +149,7 @@ def machine_record(packages: Sequence[str]) -> dict[str, Any]:
 
 def table_rows(results: Sequence[PathResult], best: float) -> list[tuple[str, ...]]:
     """Rows: path, median, min–max, best/this, status note."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for res in results:
         med, lo, hi = summarise(res.samples)
         if res.status != "ok" or not res.samples:
