@@ -166,3 +166,13 @@ def test_tf1_while_loop_back_edges_are_legal_but_other_cycles_are_not(tmp_path: 
     assert any(n.op == "NextIteration" for n in gd.node)
     model = load(gd, outputs=["y"])
     assert model.outputs[0].name == "y:0"
+
+
+def test_optimizer_check_turns_a_failing_graph_into_model_error():
+    # found by tests/unit/test_fuzz_load.py: a graph that fails at run time (here: an allowed
+    # ReadFile of a missing file) escaped GraphOptimizer.run's check as a raw TensorFlow error
+    from tfcpu.graph.optimizer import GraphOptimizer
+
+    model = load(reads_file("/nonexistent/file", in_function=True).graph_def, allow_unsafe_ops=["ReadFile"])
+    with pytest.raises(ModelError, match="NotFoundError"):
+        GraphOptimizer.default().run(model, check=True)

@@ -27,7 +27,18 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
     if not grappler:
         config.graph_options.rewrite_options.disable_meta_optimizer = True
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
-        return list(sess.run(list(fetches), feed_dict=dict(feeds)))
+        try:
+            return list(sess.run(list(fetches), feed_dict=dict(feeds)))
+        except tf.errors.OpError as exc:  # the graph itself fails (missing file, bad shapes, Assert)
+            from tfcpu.errors import ModelError
+
+            text = (exc.message or "").strip()
+            raise ModelError(
+                "the graph fails when TensorFlow runs it",
+                where=exc.op.name if exc.op is not None else None,
+                why=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}",
+                hint="check that the model runs in TensorFlow on its own",
+            ) from exc
 
 
 def _concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
