@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "TensorSpec": "tfcpu.graph.model",
     "GraphOptimizer": "tfcpu.graph.optimizer",
     "OptimizationResult": "tfcpu.graph.optimizer",
+    "SafetyReport": "tfcpu.graph.safety",
     "Quantizer": "tfcpu.quantize",
     "QuantizationResult": "tfcpu.quantize",
 }
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from tfcpu.graph.load import load
     from tfcpu.graph.model import Model, TensorSpec
     from tfcpu.graph.optimizer import GraphOptimizer, OptimizationResult
+    from tfcpu.graph.safety import SafetyReport
     from tfcpu.plan import Instance, InstancePlan
     from tfcpu.quantize import QuantizationResult, Quantizer
     from tfcpu.session.config import SessionConfig
@@ -77,6 +79,7 @@ __all__ = [
     "Quantizer",
     "RunnerError",
     "RuntimeInfo",
+    "SafetyReport",
     "SessionConfig",
     "TensorSpec",
     "TfcpuError",
