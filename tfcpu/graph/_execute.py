@@ -18,11 +18,12 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
     compute bit-identical results, which hides what a rewrite changed.
     """
     from tfcpu._lazy import import_tensorflow
+    from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
 
     tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
+        tf.compat.v1.import_graph_def(for_installed_tensorflow(graph_def), name="")
     config = tf.compat.v1.ConfigProto()
     if not grappler:
         config.graph_options.rewrite_options.disable_meta_optimizer = True

@@ -112,8 +112,8 @@ class GraphOptimizer:
     def remove_const_control_edges(self) -> GraphOptimizer:
         return self.add("remove_const_control_edges")
 
-    def strip_unknown_attrs(self) -> GraphOptimizer:
-        return self.add("strip_unknown_attrs")
+    def strip_unknown_attrs(self, only_newer_producer: bool = False) -> GraphOptimizer:
+        return self.add("strip_unknown_attrs", only_newer_producer=only_newer_producer)
 
     def strip_default_attrs(self) -> GraphOptimizer:
         return self.add("strip_default_attrs")
@@ -126,10 +126,13 @@ class GraphOptimizer:
         fold_old_batch_norms fold_batch_norms`` then ``merge_duplicate_constants``,
         ``remove_const_control_edges`` and a final ``strip_unused_nodes``. The batch-norm passes
         here also fold through a BiasAdd and the Keras 3 decomposed form, which TF's C++ tool
-        leaves alone.
+        leaves alone. It starts with ``strip_unknown_attrs(only_newer_producer=True)``, which
+        acts only on graphs written by a newer TensorFlow than the installed one (e.g. TF 2.21
+        graphs on TF 2.15 + ITEX).
         """
         return (
             cls()
+            .strip_unknown_attrs(only_newer_producer=True)
             .strip_unused_nodes()
             .remove_nodes()
             .fold_constants(ignore_errors=True)

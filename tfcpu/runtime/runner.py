@@ -85,12 +85,13 @@ class Runner:
         if self._session is not None:
             return self
         from tfcpu._lazy import import_tensorflow
+        from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
 
         tf = import_tensorflow()
         graph = tf.Graph()
         try:
             with graph.as_default():
-                tf.compat.v1.import_graph_def(self.model.graph_def, name="")
+                tf.compat.v1.import_graph_def(for_installed_tensorflow(self.model.graph_def), name="")
             fetches = [graph.get_tensor_by_name(n) for n in self.model.output_names]
             feeds = [graph.get_tensor_by_name(n) for n in self.model.input_names]
         except (ValueError, KeyError, TypeError) as exc:

@@ -17,6 +17,10 @@ validate at once; nothing touches the process until a terminal call:
   TensorFlow already started and they could no longer take effect;
 * :meth:`SessionConfig.explain` - which settings take effect on the installed runtime, and why.
 
+:meth:`SessionConfig.with_itex` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
+precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own variables and
+``itex.ConfigProto`` (:meth:`SessionConfig.itex_config`); see docs/itex.md.
+
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
 default) a variable already in ``os.environ``, then tfcpu's default. A user's
 ``OMP_NUM_THREADS=8`` in the shell therefore wins over the default, and ``explain()`` says so.
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
     from tfcpu.session.runtime import RuntimeInfo
     from tfcpu.topology import Topology
 
-__all__ = ["DEFAULT_KMP_AFFINITY", "ExplainRow", "Explanation", "SessionConfig"]
+__all__ = ["DEFAULT_KMP_AFFINITY", "ExplainRow", "Explanation", "ItexSettings", "SessionConfig", "itex_installed"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,108 @@ MANAGED: dict[str, str] = {
     AFFINITY: "with_kmp(affinity=...)",
     ONEDNN: "with_onednn",
 }
+
+# Intel Extension for TensorFlow's variables (names as ITEX 2.15 reads them, see docs/itex.md).
+ITEX_AMP = "ITEX_AUTO_MIXED_PRECISION"
+ITEX_AMP_TYPE = "ITEX_AUTO_MIXED_PRECISION_DATA_TYPE"
+ITEX_LAYOUT = "ITEX_LAYOUT_OPT"
+ITEX_THREADPOOL = "ITEX_OMP_THREADPOOL"
+ITEX_VARS = (ITEX_AMP, ITEX_AMP_TYPE, ITEX_LAYOUT, ITEX_THREADPOOL)
+ITEX_AMP_CHOICES = ("bf16",)
+ITEX_THREADPOOLS = ("openmp", "eigen")
+
+
+def itex_installed() -> bool:
+    """Whether ``intel_extension_for_tensorflow`` can be imported (does not import it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("intel_extension_for_tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _require_itex(where: str) -> None:
+    if not itex_installed():
+        from tfcpu.errors import MissingDependencyError
+
+        err = MissingDependencyError(
+            "intel-extension-for-tensorflow",
+            extra="itex",
+            purpose=f"{where} configures Intel Extension for TensorFlow (needs TensorFlow 2.15, Python 3.11)",
+        )
+        raise err
+
+
+def _check_itex_bf16(isa: tuple[str, ...] | None = None) -> None:
+    """ITEX runs bf16 only on its AVX-512 backend; its AVX2 backend crashed (SIGSEGV) with bf16 AMP."""
+    if isa is None:
+        from tfcpu.topology import Topology
+
+        isa = Topology.detect().isa
+    if "avx512f" not in isa:
+        raise ConfigError(
+            "ITEX bf16 mixed precision needs AVX-512",
+            where="with_itex(amp='bf16')",
+            why="this CPU has no AVX-512, so ITEX loads its AVX2 backend, which crashed the process "
+            "(SIGSEGV) running a bf16-converted ResNet-50 in tfcpu's tests",
+            hint="use amp=None (FP32) here; bf16 pays only with AVX512_BF16 or AMX",
+        )
+
+
+@dataclass(frozen=True)
+class ItexSettings:
+    """Intel Extension for TensorFlow settings (see :meth:`SessionConfig.with_itex`).
+
+    Attributes:
+        amp: ``"bf16"`` turns on ITEX's auto mixed precision (it rewrites frozen graphs too);
+            ``None`` keeps FP32.
+        layout: ITEX's oneDNN layout optimisation on/off; ``None`` keeps ITEX's default.
+        threadpool: ``"openmp"`` (ITEX's default: its oneDNN kernels run on an OpenMP pool, so
+            ``OMP_NUM_THREADS``/``KMP_*`` apply) or ``"eigen"`` (TensorFlow's pool, KMP_* inert).
+    """
+
+    amp: str | None = None
+    layout: bool | None = None
+    threadpool: str = "openmp"
+
+    def __post_init__(self) -> None:
+        if self.amp is not None and self.amp not in ITEX_AMP_CHOICES:
+            raise ConfigError(
+                "unknown ITEX mixed precision",
+                where="with_itex(amp=...)",
+                why=f"got {self.amp!r}; ITEX on CPU supports bf16",
+                hint=did_you_mean(str(self.amp), ITEX_AMP_CHOICES) or 'use amp="bf16" or amp=None',
+            )
+        if self.layout is not None and not isinstance(self.layout, bool):
+            raise ConfigError(
+                "layout must be True, False or None", where="with_itex(layout=...)", why=repr(self.layout)
+            )
+        if self.threadpool not in ITEX_THREADPOOLS:
+            raise ConfigError(
+                "unknown ITEX thread pool",
+                where="with_itex(threadpool=...)",
+                why=f"got {self.threadpool!r}",
+                hint=did_you_mean(str(self.threadpool), ITEX_THREADPOOLS) or 'use "openmp" or "eigen"',
+            )
+
+    def env(self) -> dict[str, str]:
+        """ITEX's own variables for these settings (read by ITEX when TensorFlow starts)."""
+        out = {ITEX_THREADPOOL: "1" if self.threadpool == "openmp" else "0"}
+        if self.amp is not None:
+            out[ITEX_AMP] = "1"
+            out[ITEX_AMP_TYPE] = "BFLOAT16"
+        if self.layout is not None:
+            out[ITEX_LAYOUT] = "1" if self.layout else "0"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amp": self.amp, "layout": self.layout, "threadpool": self.threadpool}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItexSettings:
+        return cls(amp=data.get("amp"), layout=data.get("layout"), threadpool=str(data.get("threadpool", "openmp")))
+
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_THREADS = 4096
@@ -221,12 +327,20 @@ class SessionConfig:
     cpus: tuple[int, ...] = ()
     budget: int | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
+    itex: ItexSettings | None = None
 
     def __post_init__(self) -> None:
         _check_threads("intra_op_threads", self.intra_op, allow_zero=True)
         _check_threads("inter_op_threads", self.inter_op, allow_zero=True)
         if self.omp is not None:
             _check_threads("omp_threads", self.omp)
+        if self.itex is not None and self.onednn_opts is False:
+            raise ConfigError(
+                "ITEX needs TF_ENABLE_ONEDNN_OPTS=1",
+                where="with_itex / with_onednn(False)",
+                why="ITEX's CPU plug-in refuses to optimise graphs when TensorFlow's oneDNN switch is off",
+                hint="drop with_onednn(False), or drop with_itex(...)",
+            )
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -315,6 +429,56 @@ class SessionConfig:
             raise ConfigError("with_onednn takes True, False or None", where="with_onednn", why=f"got {enabled!r}")
         return self._set((ONEDNN,), onednn_opts=enabled)
 
+    def with_itex(
+        self, amp: str | None = None, layout: bool | None = None, threadpool: str = "openmp"
+    ) -> SessionConfig:
+        """Run under Intel Extension for TensorFlow with these settings (needs ``tfcpu[itex]``).
+
+        Sets ITEX's variables (``ITEX_AUTO_MIXED_PRECISION``, ``ITEX_LAYOUT_OPT``,
+        ``ITEX_OMP_THREADPOOL``) and ``TF_ENABLE_ONEDNN_OPTS=1`` (ITEX's launcher does the same);
+        :meth:`apply` also hands :meth:`itex_config` to ``itex.set_config``.
+
+        Args:
+            amp: ``"bf16"`` for ITEX's auto mixed precision, ``None`` for FP32.
+            layout: ITEX's layout optimisation on/off; ``None`` keeps ITEX's default.
+            threadpool: ``"openmp"`` (ITEX's default; OMP_*/KMP_* take effect) or ``"eigen"``.
+
+        Raises:
+            MissingDependencyError: ITEX is not installed (``pip install "tfcpu[itex]"``).
+            ConfigError: an unknown value, or oneDNN was switched off with ``with_onednn(False)``.
+        """
+        settings = ItexSettings(amp=amp, layout=layout, threadpool=threadpool)
+        _require_itex("with_itex")
+        if settings.amp == "bf16":
+            _check_itex_bf16()
+        onednn = True if self.onednn_opts is None else self.onednn_opts
+        return self._set((ONEDNN,), itex=settings, onednn_opts=onednn)
+
+    def without_itex(self) -> SessionConfig:
+        """Drop the ITEX settings (TF_ENABLE_ONEDNN_OPTS stays as it is)."""
+        return dataclasses.replace(self, itex=None)
+
+    def itex_config(self) -> Any:
+        """ITEX's ``ConfigProto`` for :meth:`with_itex`'s settings (imports ITEX and TensorFlow).
+
+        Raises:
+            ConfigError: no ITEX settings (call :meth:`with_itex` first).
+            MissingDependencyError: ITEX is not installed.
+        """
+        if self.itex is None:
+            raise ConfigError("this SessionConfig has no ITEX settings", where="itex_config", hint="call .with_itex()")
+        _require_itex("itex_config")
+        import intel_extension_for_tensorflow as itex
+
+        proto = itex.ConfigProto()
+        options = proto.graph_options
+        if self.itex.amp is not None:
+            options.auto_mixed_precision = itex.ON
+            options.auto_mixed_precision_options.data_type = itex.BFLOAT16
+        if self.itex.layout is not None:
+            options.layout_opt = itex.ON if self.itex.layout else itex.OFF
+        return proto
+
     def with_env(self, **extra: str | int | float) -> SessionConfig:
         """More variables to set with the others (``TF_CPP_MIN_LOG_LEVEL="2"``, ...)."""
         merged = dict(self.extra_env)
@@ -326,6 +490,10 @@ class SessionConfig:
                     f"{name} is managed by SessionConfig",
                     where=f"with_env({name}=...)",
                     hint=f"use .{MANAGED[name]} so explain() and the plans stay consistent",
+                )
+            if name in ITEX_VARS:
+                raise ConfigError(
+                    f"{name} is managed by SessionConfig", where=f"with_env({name}=...)", hint="use .with_itex(...)"
                 )
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise ConfigError("environment values must be strings or numbers", where=name, why=f"got {value!r}")
@@ -411,6 +579,8 @@ class SessionConfig:
         """Every variable to set before TensorFlow starts (for this process or a child)."""
         out = {name: value for name, (value, _src) in self._resolved().items() if value is not None}
         out.update(self.extra_env)
+        if self.itex is not None:
+            out.update(self.itex.env())
         return out
 
     def config_proto(self) -> Any:
@@ -458,6 +628,10 @@ class SessionConfig:
             )
         changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
         os.environ.update(env)
+        if self.itex is not None:
+            import intel_extension_for_tensorflow as itex
+
+            itex.set_config(self.itex_config())
         if imported and not initialised:
             tf = sys.modules["tensorflow"]
             tf.config.threading.set_intra_op_parallelism_threads(self.intra_op_threads)
@@ -512,8 +686,14 @@ class SessionConfig:
         rt = runtime if runtime is not None else runtime_info()
         resolved = self._resolved()
         omp_rt = rt.kmp_effective
+        if self.itex is not None and rt.itex_installed:
+            omp_rt = self.itex.threadpool == "openmp"
         rows: list[ExplainRow] = []
-        eigen_no = "no OpenMP runtime here: oneDNN runs on TensorFlow's Eigen pool"
+        eigen_no = (
+            "ITEX_OMP_THREADPOOL=0: ITEX's kernels run on TensorFlow's Eigen pool"
+            if rt.itex_installed and not omp_rt
+            else "no OpenMP runtime here: oneDNN runs on TensorFlow's Eigen pool"
+        )
 
         def value_of(name: str) -> tuple[str, str]:
             value, source = resolved[name]
@@ -563,7 +743,11 @@ class SessionConfig:
                 OMP,
                 v,
                 omp_rt,
-                "sizes the OpenMP pool oneDNN uses on this build"
+                (
+                    "sizes the OpenMP pool ITEX's oneDNN kernels run on"
+                    if rt.itex_installed
+                    else "sizes the OpenMP pool oneDNN uses on this build"
+                )
                 if omp_rt
                 else "TensorFlow ignores it (Eigen pool); NumPy's OpenBLAS reads it",
                 s,
@@ -594,7 +778,15 @@ class SessionConfig:
                 effect = rt.onednn_enabled
             rows.append(ExplainRow(name, value, effect, why, "set explicitly"))
 
+        rows.extend(self._itex_rows(rt))
         notes: list[str] = []
+        if self.itex is not None and not rt.itex_installed:
+            notes.append('ITEX settings are given but ITEX is not installed here: pip install "tfcpu[itex]"')
+        if self.itex is not None and rt.itex_installed and omp_rt:
+            notes.append(
+                "with ITEX's OpenMP pool, OMP_NUM_THREADS and KMP_* size and pin the threads of ITEX's kernels; "
+                "intra/inter-op threads still size TensorFlow's own pools (ops ITEX does not take)"
+            )
         if self.budget is not None and self.intra_op_threads > self.budget:
             notes.append(
                 f"intra-op threads ({self.intra_op_threads}) exceed the usable CPUs ({self.budget}): "
@@ -611,6 +803,49 @@ class SessionConfig:
             ("oneDNN", "on" if rt.onednn_enabled else "off"),
         )
         return Explanation(rows=tuple(rows), runtime=runtime_facts, env=tuple(self.env().items()), notes=tuple(notes))
+
+    def _itex_rows(self, rt: RuntimeInfo) -> list[ExplainRow]:
+        if self.itex is None:
+            return []
+        present = rt.itex_installed
+        missing = "ITEX is not installed: nothing reads it"
+        env = self.itex.env()
+        rows = [
+            ExplainRow(
+                ITEX_THREADPOOL,
+                env[ITEX_THREADPOOL],
+                present,
+                (
+                    "1: ITEX's oneDNN kernels use an OpenMP pool (KMP_*/OMP_* apply)"
+                    if env[ITEX_THREADPOOL] == "1"
+                    else "0: ITEX's kernels use TensorFlow's Eigen pool (KMP_*/OMP_* inert)"
+                )
+                if present
+                else missing,
+                "with_itex(threadpool=...)",
+            ),
+            ExplainRow(
+                ITEX_AMP,
+                env.get(ITEX_AMP, "not set"),
+                present if self.itex.amp else False,
+                (
+                    "ITEX rewrites the graph to bfloat16 where safe (slower than FP32 without AVX512_BF16/AMX)"
+                    if self.itex.amp
+                    else "FP32 (amp=None)"
+                )
+                if present
+                else missing,
+                "with_itex(amp=...)",
+            ),
+            ExplainRow(
+                ITEX_LAYOUT,
+                env.get(ITEX_LAYOUT, "not set (ITEX default)"),
+                present,
+                "ITEX's oneDNN blocked-layout propagation between ops" if present else missing,
+                "with_itex(layout=...)",
+            ),
+        ]
+        return rows
 
     # -- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -629,6 +864,7 @@ class SessionConfig:
             "cpus": list(self.cpus),
             "budget": self.budget,
             "explicit": sorted(self.explicit),
+            "itex": None if self.itex is None else self.itex.to_dict(),
             "env": self.env(),
         }
 
@@ -649,6 +885,7 @@ class SessionConfig:
             cpus=tuple(int(c) for c in data.get("cpus", ())),
             budget=None if data.get("budget") is None else int(data["budget"]),
             explicit=frozenset(str(n) for n in data.get("explicit", ())),
+            itex=None if data.get("itex") is None else ItexSettings.from_dict(data["itex"]),
         )
 
     def __rich__(self) -> Any:

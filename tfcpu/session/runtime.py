@@ -8,7 +8,9 @@ The three facts that matter for the white paper's knobs:
 * **Threading runtime.** Stock TensorFlow ≥ 2.9 runs oneDNN on its own Eigen thread pool,
   so ``KMP_*`` and ``OMP_NUM_THREADS`` change nothing; intra/inter-op threads and process
   affinity do. OpenMP builds (old intel-tensorflow, ITEX's CPU plug-in) honour ``KMP_*``.
-* **ITEX** (Intel Extension for TensorFlow) installed or not.
+  ITEX runs its oneDNN kernels on an OpenMP pool unless ``ITEX_OMP_THREADPOOL=0``.
+* **ITEX** (Intel Extension for TensorFlow) installed or not. TensorFlow loads the plug-in from
+  ``site-packages/tensorflow-plugins`` at import whenever it is installed.
 """
 
 from __future__ import annotations
@@ -120,9 +122,11 @@ def runtime_info() -> RuntimeInfo:
 
     itex_version = _version("intel-extension-for-tensorflow") or _version("intel_extension_for_tensorflow")
     itex = itex_version is not None or importlib.util.find_spec("intel_extension_for_tensorflow") is not None
-    # OpenMP threading: old intel-tensorflow builds and ITEX's CPU plug-in.
+    # OpenMP threading: old intel-tensorflow builds, and ITEX's CPU plug-in unless ITEX_OMP_THREADPOOL=0
+    # (ITEX reads it as a boolean that defaults to true; TensorFlow loads the plug-in whenever it is installed).
     intel_tf = _version("intel-tensorflow")
-    openmp = itex or (intel_tf is not None and _major_minor(intel_tf) <= (2, 14))
+    itex_openmp = itex and _env_bool(os.environ.get("ITEX_OMP_THREADPOOL"), default=True)
+    openmp = itex_openmp or (intel_tf is not None and _major_minor(intel_tf) <= (2, 14))
     return RuntimeInfo(
         tf_version=str(tf.__version__),
         keras_version=_version("keras"),
@@ -134,6 +138,18 @@ def runtime_info() -> RuntimeInfo:
         neural_compressor_version=_version("neural-compressor") or _version("neural_compressor"),
         python=sys.version.split()[0],
     )
+
+
+def _env_bool(text: str | None, *, default: bool) -> bool:
+    """A boolean variable the way TensorFlow/ITEX parse it (1/0, true/false)."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip().lower()
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    return default
 
 
 def _major_minor(version: str) -> tuple[int, int]:
