@@ -1,6 +1,10 @@
-"""Sessions: tests, lint (ruff + mypy). Run ``nox -l`` to list them."""
+"""Sessions: tests, lint (ruff + mypy), itex (ITEX backend on TF 2.15), docs. Run ``nox -l`` to list them."""
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 import nox
 
@@ -24,6 +28,24 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "tfcpu", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "tfcpu")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def itex(session: nox.Session) -> None:
+    """ITEX backend tests: TF 2.15 + intel-extension-for-tensorflow in their own venv (tests/itex).
+
+    The graphs under test are made first by the interpreter running nox (the main environment's
+    newer TensorFlow) with tests/itex/make_fixtures.py, into $TFCPU_ITEX_FIXTURES
+    (default .nox/itex-fixtures, reused while the producing TensorFlow version is the same).
+    """
+    fixtures = os.environ.get("TFCPU_ITEX_FIXTURES") or str(Path(".nox/itex-fixtures").resolve())
+    session.run(sys.executable, "tests/itex/make_fixtures.py", fixtures, external=True)
+    # tfcpu[itex] pins TF 2.15; the test extra's tf_keras>=2.16 and ray would fight it, so only
+    # the test runner itself is added.
+    session.install("-e", ".[itex]", "pytest>=8", "pytest-timeout>=2.3")
+    session.run(
+        "python", "-m", "pytest", "tests/itex", "-m", "itex", *session.posargs, env={"TFCPU_ITEX_FIXTURES": fixtures}
+    )
 
 
 @nox.session(python=PYTHON)

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     onednn.add_argument("--onednn", dest="onednn", action="store_true", default=None, help="TF_ENABLE_ONEDNN_OPTS=1")
     onednn.add_argument("--no-onednn", dest="onednn", action="store_false", help="TF_ENABLE_ONEDNN_OPTS=0")
     add_layout_args(p, auto=True)
+    p.add_argument("--itex", action="store_true", help="configure Intel Extension for TensorFlow (tfcpu[itex])")
+    p.add_argument("--amp", choices=("bf16",), help="with --itex: ITEX's auto mixed precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -45,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be >= 1")
     shapes = parse_shapes(args.shape)
     env = {} if args.onednn is None else {"TF_ENABLE_ONEDNN_OPTS": "1" if args.onednn else "0"}
+    itex = _itex_settings(args)
+    if itex is not None:
+        env.update({**itex.env(), "TF_ENABLE_ONEDNN_OPTS": "1"})
     single = args.instances is None and args.cores_per_instance is None and not args.auto
     if single:
         # One process: the environment must be in place before TensorFlow starts (load does).
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         config = SessionConfig.for_topology()
         if args.onednn is not None:
             config = config.with_onednn(args.onednn)
+        if itex is not None:
+            config = config.with_itex(amp=itex.amp)
         config.apply()
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
     result: Any
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         data = result.without_outputs().to_dict()
     if args.json:
         data.setdefault("latency_ms", _latency(result))
+        data["itex"] = None if itex is None else itex.to_dict()
         print(json.dumps(data, indent=2, default=str))
     else:
         print_rich(result)
@@ -125,6 +133,30 @@ def _multi(
             env={**env, **_passthrough()},
             progress=lambda phase, done, total: update(done, total, phase),
         )
+
+
+def _itex_settings(args: argparse.Namespace) -> Any:
+    """ITEX settings from --itex/--amp, refused early when ITEX is missing (before loading the model)."""
+    if args.amp is not None and not args.itex:
+        raise ConfigError("--amp needs --itex", hint=f"run: tfcpu bench {args.model} --itex --amp {args.amp}")
+    if not args.itex:
+        return None
+    from tfcpu.session.config import ItexSettings, itex_installed
+
+    if args.onednn is False:
+        raise ConfigError("--itex needs oneDNN", why="ITEX requires TF_ENABLE_ONEDNN_OPTS=1", hint="drop --no-onednn")
+    if not itex_installed():
+        from tfcpu.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "intel-extension-for-tensorflow", extra="itex", purpose="tfcpu bench --itex runs the model under ITEX"
+        )
+    settings = ItexSettings(amp=args.amp)
+    if settings.amp == "bf16":
+        from tfcpu.session.config import _check_itex_bf16
+
+        _check_itex_bf16()
+    return settings
 
 
 def _passthrough() -> dict[str, str]:

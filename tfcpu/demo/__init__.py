@@ -11,7 +11,8 @@ timed duration, synthetic data prepared outside the timed region):
 5. INT8 (optimised, then quantised by Intel Neural Compressor, synthetic calibration);
 6. INT8 as several pinned instances;
 
-plus BF16 where the CPU accelerates it. A row that fails is reported as failed with its
+plus BF16 where the CPU accelerates it, and an ITEX row (the optimised graph under Intel
+Extension for TensorFlow's OpenMP pool) when ITEX is installed. A row that fails is reported as failed with its
 reason; the others still run.
 """
 
@@ -161,6 +162,11 @@ def run_demo(
     steps = ["prepare", "baseline", "tuned", "optimise", "optimised", "multi", "quantise", "int8", "int8-multi"]
     if bf16:
         steps += ["bf16"]
+    from tfcpu.session.config import ItexSettings, itex_installed
+
+    itex = itex_installed()
+    if itex:
+        steps += ["itex"]
     total = len(steps)
     notes: list[str] = []
 
@@ -273,6 +279,18 @@ def run_demo(
                         },
                     ),
                     precision="bf16",
+                )
+            )
+        if itex:
+            tick(total - 1, "ITEX")
+            notes.append("ITEX is installed: TensorFlow loads its plug-in in every row; the ITEX row sets its options")
+            rows.append(
+                _row(
+                    "ITEX (optimised graph)",
+                    "Intel Extension for TensorFlow, OpenMP pool",
+                    lambda: _measure(
+                        _need(optimised), single, batch_size, duration, warmup, {**onednn, **ItexSettings().env()}
+                    ),
                 )
             )
         tick(total, "done")
