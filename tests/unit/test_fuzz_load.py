@@ -157,3 +157,21 @@ def _outcome_strict(path: Path) -> None:
     from tfcpu.graph.load import load
 
     load(path)
+
+
+def test_regression_zero_sized_dimension_is_fed_as_zero() -> None:
+    # found by the fuzzer: an input of shape [?, 0] got a random feed of shape (2, 1), and the
+    # feed error escaped the optimiser's check as a raw ValueError
+    import tensorflow as tf
+
+    from tfcpu.graph.load import load
+    from tfcpu.graph.optimizer import GraphOptimizer
+
+    g = tf.Graph()
+    with g.as_default():
+        a = tf.compat.v1.placeholder(tf.float32, [None, 0], name="a")
+        tf.multiply(a, 2.0, name="out")
+    model = load(g.as_graph_def())
+    assert model.inputs[0].shape == (None, 0)
+    result = GraphOptimizer.default().run(model, check=True)
+    assert result.model.outputs[0].shape == (None, 0)

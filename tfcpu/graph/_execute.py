@@ -30,13 +30,14 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
         try:
             return list(sess.run(list(fetches), feed_dict=dict(feeds)))
-        except tf.errors.OpError as exc:  # the graph itself fails (missing file, bad shapes, Assert)
+        except (tf.errors.OpError, ValueError) as exc:  # the graph fails (missing file, bad shapes, Assert)
             from tfcpu.errors import ModelError
 
-            text = (exc.message or "").strip()
+            text = str(getattr(exc, "message", exc) or "").strip()
+            op = getattr(exc, "op", None)
             raise ModelError(
                 "the graph fails when TensorFlow runs it",
-                where=exc.op.name if exc.op is not None else None,
+                where=op.name if op is not None else None,
                 why=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}",
                 hint="check that the model runs in TensorFlow on its own",
             ) from exc
@@ -52,7 +53,8 @@ def _concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
             hint="load the model with a shaped input (e.g. a tf.function input_signature)",
         )
     return tuple(
-        batch if (d is None or d < 0) and i == 0 else (d if d and d > 0 else 1) for i, d in enumerate(spec.shape)
+        batch if (d is None or d < 0) and i == 0 else (d if d is not None and d >= 0 else 1)
+        for i, d in enumerate(spec.shape)
     )
 
 
