@@ -175,3 +175,16 @@ def test_regression_zero_sized_dimension_is_fed_as_zero() -> None:
     assert model.inputs[0].shape == (None, 0)
     result = GraphOptimizer.default().run(model, check=True)
     assert result.model.outputs[0].shape == (None, 0)
+
+
+def test_regression_unknown_op_inside_a_library_function_is_a_model_error() -> None:
+    # found by the fuzzer: an op name damaged inside a function body passed validation (which
+    # checks top-level ops) and import_graph_def's NotFoundError escaped load
+    from tfcpu.errors import ModelError
+    from tfcpu.graph.load import load
+
+    gd = reads_file("/nonexistent", in_function=True).graph_def
+    node = next(n for n in gd.library.function[0].node_def if n.op == "Cast")
+    node.op = "Bast"
+    with pytest.raises(ModelError, match="Bast"):
+        load(gd, allow_unsafe_ops=["ReadFile"])

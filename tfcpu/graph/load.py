@@ -432,8 +432,11 @@ def _specs(
     try:
         with graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
-    except (ValueError, TypeError) as exc:  # import validates types and attributes
-        raise ModelError("TensorFlow rejects the graph", where=source, why=str(exc).splitlines()[0]) from exc
+    except (ValueError, TypeError, tf.errors.OpError) as exc:  # import validates ops, types and attributes
+        text = str(exc).strip()
+        raise ModelError(
+            "TensorFlow rejects the graph", where=source, why=text.splitlines()[0] if text else type(exc).__name__
+        ) from exc
     specs = []
     for name in names:
         full = tensor_name(name)
