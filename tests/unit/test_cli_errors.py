@@ -141,6 +141,16 @@ def test_read_file_models_are_refused_unless_allowed(
     code, stdout, err = _run(["bench", str(pb), "--steps", "2", "--warmup", "0", "--json", *allow], capsys)
     assert code == 0, err
     assert json.loads(stdout)["throughput"] > 0
+    if in_function:  # quantize too (its own process: it sets oneDNN up before TensorFlow starts)
+        quantized = tmp_path / "q.pb"
+        proc = subprocess.run(
+            ["tfcpu", "quantize", str(pb), "-o", str(quantized), "--json", *allow],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert quantized.exists()
 
 
 def test_output_equal_to_input_is_refused_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
