@@ -54,9 +54,7 @@ def _walk(topo: Topology, *, dim: tuple[str, str] = ("", " (not allowed)")) -> l
                 l3_cores = [c for c in node_cores if c.l3 == l3]
                 out.append((3, f"L3 #{l3} ({len(l3_cores)} cores)"))
                 for core in l3_cores:
-                    cpus = " ".join(
-                        f"PU {cpu}" if cpu in allowed else f"{pre}PU {cpu}{post}" for cpu in core.cpus
-                    )
+                    cpus = " ".join(f"PU {cpu}" if cpu in allowed else f"{pre}PU {cpu}{post}" for cpu in core.cpus)
                     out.append((4, f"Core {core.core_id} [{core.kind}]: {cpus}"))
     return out
 
