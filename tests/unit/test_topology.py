@@ -48,7 +48,7 @@ def test_paper_one_socket_18_cores(topology: Detect) -> None:
     assert t.core_of(17).cpus == (17, 35)
     assert "avx512_vnni" not in t.isa
     assert not t.precisions["int8"].accelerated
-    assert "may be slower" in t.precisions["int8"].advice
+    assert "smaller and model-dependent" in t.precisions["int8"].advice
 
 
 def test_this_machine_capture(topology: Detect) -> None:
@@ -219,3 +219,14 @@ def test_format_cpulist_round_trip() -> None:
     cpus = (0, 1, 2, 3, 48, 49, 50, 51, 60)
     assert format_cpulist(cpus) == "0-3,48-51,60"
     assert parse_cpulist(format_cpulist(cpus)) == cpus
+
+
+def test_int8_advice_depends_on_the_vector_units() -> None:
+    from tfcpu.topology.isa import precisions
+
+    def advice(*flags: str) -> str:
+        return {p.name: p for p in precisions(flags)}["int8"].advice
+
+    assert "smaller and model-dependent" in advice("avx", "avx2", "fma")
+    assert "may be slower than FP32" in advice("avx", "sse4_2")
+    assert "2-4x" in advice("avx2", "avx512f", "avx512_vnni")

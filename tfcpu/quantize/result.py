@@ -108,7 +108,7 @@ class QuantizationResult:
         max_abs_diff: largest absolute output difference on the calibration data.
         calibration: what the calibration used.
         optimized: whether GraphOptimizer.default() ran first.
-        fast_int8_hardware: the CPU has VNNI or AMX (otherwise INT8 may be slower than FP32).
+        fast_int8_hardware: the CPU has VNNI or AMX (otherwise INT8 gains are smaller and model-dependent).
         trials: the attempts of the accuracy-driven loop.
         warnings: everything the user should know (also logged).
         seconds: wall time of run().
