@@ -84,6 +84,8 @@ def test_bad_model_inputs_exit_2_with_one_line_and_leave_files_untouched(
         ["plan", "--root", "/no/such/tree.json", "--instances", "1"],
         ["plan", "--instances", "0"],
         ["demo", "--model", "ResNet5O"],
+        ["demo", "--output", __file__],  # an existing file, not a directory: refused before any work
+        ["demo", "--duration", "0"],
         ["inspect", "dense.pb", "--allow-unsafe-ops", "ReadFil"],
     ],
 )

@@ -28,11 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
 from tfcpu._render import html_table, rich_table
 from tfcpu.errors import ConfigError, TfcpuError
+
+if TYPE_CHECKING:
+    from tfcpu.quantize.result import QuantizationResult
 
 __all__ = ["DemoResult", "DemoRow", "default_instances", "run_demo"]
 
@@ -94,7 +97,7 @@ class DemoResult:
         return json.dumps(self.to_dict(), **kwargs)
 
     def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        cols: tuple[str, ...] = ("step", "img/s", "speedup", "p99 ms/batch", "instances", "")
+        cols: tuple[str, ...] = ("step", "img/s", "speedup", "p99 ms/batch", "instances", "note")
         rows: list[tuple[str, ...]] = []
         for r in self.rows:
             if r.status == "ok":
@@ -103,6 +106,8 @@ class DemoResult:
                 )
             else:
                 rows.append((r.name, "-", "-", "-", str(r.instances), f"{r.status}: {r.note}"))
+        if not any(row[-1] for row in rows):  # no row has a note: drop the empty column
+            cols, rows = cols[:-1], [row[:-1] for row in rows]
         return cols, rows
 
     def __rich__(self) -> Any:
@@ -155,6 +160,8 @@ def run_demo(
 
     if batch_size < 1 or duration <= 0:
         raise ConfigError("batch_size must be >= 1 and duration > 0")
+    if output is not None:  # fail now, not after ten minutes of measuring
+        _check_output_dir(Path(output))
     started = time.monotonic()
     topo = Topology.detect()
     n_multi = instances or default_instances(topo.usable_physical_cores)
@@ -236,7 +243,11 @@ def run_demo(
         tick(6, "quantising to INT8 (synthetic calibration)")
         int8 = None
         try:
-            int8 = _quantise(optimised or frozen, calibration_batches, batch_size)
+            quantised = _quantise(optimised or frozen, calibration_batches, batch_size)
+            if quantised.quantized:
+                int8 = quantised.model
+            else:  # never time the FP32 model under an "INT8" label
+                notes.append("INT8 rows skipped: " + "; ".join(quantised.warnings or ("nothing was quantised",)))
         except TfcpuError as exc:
             notes.append(f"INT8 quantisation failed: {exc.what}")
         if not topo.precisions["int8"].accelerated:
@@ -320,6 +331,24 @@ def run_demo(
         except TfcpuError as exc:
             log.warning("no chart: %s", exc)
     return result
+
+
+def _check_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            "the demo's output is not a directory",
+            where=str(out),
+            why="demo.json and demo.png are written inside it",
+            hint="pass a directory (new or existing) with --output",
+        )
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(
+            "the demo's output directory cannot be written",
+            where=str(out),
+            why=f"{parent} is not writable by this user",
+            hint="pass a writable directory with --output",
+        )
 
 
 def _need(value: Any) -> Any:
@@ -406,11 +435,11 @@ def _measure(
     return res.throughput, p99
 
 
-def _quantise(model: Any, batches: int, batch_size: int) -> Any:
+def _quantise(model: Any, batches: int, batch_size: int) -> QuantizationResult:
     from tfcpu.quantize import Quantizer
 
     quantizer = Quantizer().int8().calibrate("synthetic", batches=batches).optimize(False)
-    return quantizer.run(model).model
+    return quantizer.run(model)
 
 
 def _runtime() -> dict[str, Any]:
