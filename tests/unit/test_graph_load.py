@@ -217,3 +217,23 @@ def test_bare_application_names_resolve_only_when_no_file_exists(tmp_path: Path)
         assert _application_name("ResNet50") is None
     finally:
         os.chdir(cwd)
+
+
+def test_needs_onednn_is_read_from_the_ops(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tests.graphs import tiny_convnet
+    from tfcpu.cli.bench import _looks_quantised
+
+    fp32 = tiny_convnet()
+    assert fp32.needs_onednn is False
+    assert replace(fp32, metadata={"needs_onednn": True}).needs_onednn is True  # a BF16 rewrite says so
+    gd = tf.compat.v1.GraphDef()
+    gd.CopyFrom(fp32.graph_def)
+    conv = next(n for n in gd.node if n.op == "Conv2D")
+    conv.op = "QuantizedConv2DWithBiasAndReluAndRequantize"  # only the op type matters here
+    int8 = replace(fp32, graph_def=gd)
+    assert int8.needs_onednn is True
+    assert _looks_quantised(str(int8.save(tmp_path / "int8.pb"))) is True
+    assert _looks_quantised(str(fp32.save(tmp_path / "fp32.pb"))) is False
+    assert _looks_quantised(str(tmp_path / "missing.pb")) is False

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
 from tfcpu.cli.inspect import add_allow_unsafe_arg
 from tfcpu.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         config = SessionConfig.for_topology()
         if args.onednn is not None:
             config = config.with_onednn(args.onednn)
+        elif "TF_ENABLE_ONEDNN_OPTS" not in os.environ and _looks_quantised(args.model):
+            config = config.with_onednn(True)  # TensorFlow reads it at import: decide before load
+            log.info("%s holds quantised ops: oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)", args.model)
         if itex is not None:
             config = config.with_itex(amp=itex.amp)
         config.apply()
@@ -170,3 +177,23 @@ def _latency(result: Any) -> dict[str, float]:
         return {}
     keys = ("mean", "min", "p50", "p90", "p99", "max")
     return {k: max(getattr(b.latency_ms, k) for b in benches) for k in keys}
+
+
+def _looks_quantised(source: str) -> bool:
+    """A cheap look at a .pb / SavedModel's bytes, before TensorFlow is imported: quantised kernels
+    (``...Quantized...``) need oneDNN. A false positive only turns oneDNN on, which every x86 CPU runs."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "saved_model.pb"
+    if path.suffix != ".pb" or not path.is_file():
+        return False
+    needle, tail = b"Quantized", b""
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 22):
+                if needle in tail + chunk:
+                    return True
+                tail = chunk[-len(needle) :]
+    except OSError:
+        return False
+    return False

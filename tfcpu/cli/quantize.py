@@ -116,5 +116,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_rich(result)
         state = result.precision if result.quantized else "unchanged FP32"
-        print(f"wrote {out} ({state}; run it with TF_ENABLE_ONEDNN_OPTS=1 on CPUs without VNNI/AMX)")
+        print(f"wrote {out} ({state})")
+        if result.quantized:
+            print(
+                "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts set "
+                "TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow (CPUs without VNNI/AMX leave it off)"
+            )
     return 0

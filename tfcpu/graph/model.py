@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Model", "TensorSpec", "tensor_name"]
 
 
+def is_quantized_op(op: str) -> bool:
+    """``QuantizedConv2DWithBiasAndReluAndRequantize``, ``_QuantizedMatMul``, ``_FusedQuantizedConv2D``..."""
+    return "Quantized" in op
+
+
 def tensor_name(name: str) -> str:
     """Normalise ``"x"`` to ``"x:0"``; keep ``"x:1"`` and strip a control prefix ``"^x"``."""
     name = name.lstrip("^")
@@ -84,6 +89,16 @@ class Model:
     @property
     def node_count(self) -> int:
         return len(self.graph_def.node)
+
+    @property
+    def needs_onednn(self) -> bool:
+        """Whether the graph only runs with oneDNN on: INT8 graphs (``*Quantized*`` kernels exist only
+        in oneDNN builds) and graphs the Quantizer rewrote to BF16. Stock TensorFlow turns oneDNN on
+        by itself only on CPUs with VNNI/BF16/AMX; elsewhere set ``TF_ENABLE_ONEDNN_OPTS=1`` before
+        TensorFlow is imported (tfcpu's fresh-process runners do)."""
+        if self.metadata.get("needs_onednn"):
+            return True
+        return any(is_quantized_op(node.op) for node in self.graph_def.node)
 
     def op_counts(self) -> dict[str, int]:
         """How many nodes of each op type the main graph holds."""

@@ -36,13 +36,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tfcpu.errors import ConfigError, QuantizationError
-from tfcpu.graph.model import Model
+from tfcpu.graph.model import Model, is_quantized_op
 from tfcpu.quantize.calibration import Calibration, batch_size_of, describe_source, materialise
 from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, Trial, op_table
 from tfcpu.topology import Topology
@@ -53,7 +54,9 @@ log = logging.getLogger(__name__)
 
 _ALGORITHMS = ("minmax", "kl")
 SYNTHETIC_WARNING = "calibrated on synthetic data: fine for speed tests, accuracy numbers are meaningless"
-SLOW_INT8_WARNING = "this CPU has no VNNI or AMX: INT8 may be slower than FP32 here; measure before deploying it"
+SLOW_INT8_WARNING = (
+    "this CPU has no VNNI or AMX: INT8 gains are smaller and model-dependent here; measure before deploying it"
+)
 
 
 @dataclass(frozen=True)
@@ -460,16 +463,17 @@ def _fallback_order(model: Model) -> list[str]:
 def _int8_ops(graph_def: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for node in graph_def.node:
-        if node.op.lstrip("_").startswith("Quantized"):
+        if is_quantized_op(node.op):
             counts[node.op] = counts.get(node.op, 0) + 1
     return dict(sorted(counts.items()))
 
 
 def _ensure_onednn(topo: Topology) -> bool:
     """Turn oneDNN on for this process if TensorFlow has not started yet; report whether it is on."""
-    from tfcpu.session.runtime import runtime_info, tensorflow_initialised
+    from tfcpu.session.runtime import runtime_info
 
-    if not tensorflow_initialised() and not topo.onednn_default and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it is imported (not when it starts running)
+    if "tensorflow" not in sys.modules and not topo.onednn_default and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
         log.info("set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow starts: INT8/BF16 graphs need oneDNN on this CPU")
     return bool(runtime_info().onednn_enabled)

@@ -164,6 +164,7 @@ def run_instances(
         steps = 50
     if timeout is None:
         timeout = 3 * duration + 120 if duration else 600.0
+    env = _with_onednn_if_needed(model, instances, env)
 
     with tempfile.TemporaryDirectory(prefix="tfcpu-run-") as tmp:
         work = Path(tmp)
@@ -232,6 +233,22 @@ def run_instances(
                         child.proc.wait(timeout=10)
         outputs = _gather_outputs(results, model) if collect_outputs and sharded else None
         return _aggregate(results, plan.method, batch_size, model.source, outputs)
+
+
+def _with_onednn_if_needed(
+    model: Model, instances: Sequence[Instance], env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """INT8/BF16 graphs run only with oneDNN on; turn it on in the children unless someone chose."""
+    env = dict(env or {})
+    key = "TF_ENABLE_ONEDNN_OPTS"
+    chosen = env.get(key) or next((i.env[key] for i in instances if key in i.env), None) or os.environ.get(key)
+    if model.needs_onednn:
+        if chosen is None:
+            env[key] = "1"
+            log.info("%s needs oneDNN: the instances start with %s=1", model.source, key)
+        elif chosen == "0":
+            log.warning("%s needs oneDNN but %s=0 was asked for: its quantised ops will fail", model.source, key)
+    return env
 
 
 def _start(

@@ -88,6 +88,7 @@ class Runner:
         from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
 
         tf = import_tensorflow()
+        self._check_onednn()
         graph = tf.Graph()
         try:
             with graph.as_default():
@@ -103,6 +104,28 @@ class Runner:
         self._callable = session.make_callable(fetches, feed_list=feeds)
         log.debug("runner activated for %s", self.model.source)
         return self
+
+    def _check_onednn(self) -> None:
+        if not self.model.needs_onednn:
+            return
+        from tfcpu.session.runtime import runtime_info
+
+        if runtime_info().onednn_enabled:
+            return
+        raise RunnerError(
+            "this graph needs oneDNN, which is off in this process",
+            where=self.model.source,
+            why=(
+                "its quantised (INT8) or BF16 kernels exist only in oneDNN; TensorFlow was imported without "
+                "TF_ENABLE_ONEDNN_OPTS=1 and reads it only once, at import (stock TensorFlow turns oneDNN on "
+                "by itself only on CPUs with VNNI, BF16 or AMX)"
+            ),
+            hint=(
+                "call tfcpu.SessionConfig.for_topology().with_onednn(True).apply() (or set "
+                "TF_ENABLE_ONEDNN_OPTS=1) before anything imports TensorFlow, or run it in fresh processes "
+                "with Runner(model).multi_instance(plan) / `tfcpu bench`, which turn oneDNN on themselves"
+            ),
+        )
 
     def close(self) -> None:
         """Close the session; the Runner cannot be used afterwards."""
