@@ -6,7 +6,7 @@ import html as _html
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["html_table", "print_rich", "rich_table"]
+__all__ = ["TextTable", "html_table", "print_rich", "render_text", "rich_table"]
 
 
 def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
@@ -40,3 +40,23 @@ def print_rich(*renderables: Any, stderr: bool = False) -> None:
     from rich.console import Console
 
     Console(stderr=stderr).print(*renderables)
+
+
+def render_text(renderable: Any, width: int = 120) -> str:
+    """A rich renderable as plain text (no colour codes), for ``str()`` and logs."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None, force_terminal=False, soft_wrap=False).print(renderable)
+    return buf.getvalue().rstrip("\n")
+
+
+class TextTable:
+    """Mixin for result objects: ``print(result)`` shows the same table as the terminal, as plain
+    text (``repr`` stays the dataclass's own)."""
+
+    def __str__(self) -> str:
+        rich = getattr(self, "__rich__", None)
+        return render_text(rich()) if rich is not None else object.__repr__(self)

@@ -231,3 +231,14 @@ def test_round_trip(topology: Callable[[str], Topology]) -> None:
     again = SessionConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
     assert again.env() == config.env()
+
+
+def test_explain_prints_as_a_table_and_credits_its_own_values(topology, monkeypatch) -> None:
+    config = SessionConfig.for_topology(topology("xeon_1s_18c"))
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", str(config.intra_op_threads))  # what apply() would set
+    monkeypatch.setenv("KMP_BLOCKTIME", "0")  # a real user override
+    sources = {row.setting: row.source for row in config.explain().rows}
+    assert sources["intra_op_parallelism_threads"] == "usable physical cores"  # not "from environment"
+    assert sources["KMP_BLOCKTIME"] == "from environment"
+    text = str(config.explain())
+    assert "takes effect" in text and "KMP_BLOCKTIME" in text and "ExplainRow(" not in text

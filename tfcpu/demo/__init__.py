@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError, TfcpuError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class DemoRow:
 
 
 @dataclass(frozen=True)
-class DemoResult:
+class DemoResult(TextTable):
     model: str
     rows: tuple[DemoRow, ...]
     batch_size: int

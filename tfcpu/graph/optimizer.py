@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tfcpu._render import TextTable
 from tfcpu.errors import ConfigError, PassError, did_you_mean
 from tfcpu.graph.model import Model
 
@@ -440,7 +441,7 @@ def compare_models(
 
 
 @dataclass(frozen=True)
-class OptimizationResult:
+class OptimizationResult(TextTable):
     """The optimised Model, one PassReport per pass, and the numerical check (None if skipped)."""
 
     model: Model

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError, PlanError
 from tfcpu.plan.pinning import PinningProbe, check_method, forced, launch_prefix, probe_pinning
 from tfcpu.topology.cpulist import format_cpulist
@@ -163,7 +163,7 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class InstancePlan:
+class InstancePlan(TextTable):
     """Pinned instances for one machine, and how they are pinned.
 
     Attributes:

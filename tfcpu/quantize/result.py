@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfcpu._render import TextTable
 from tfcpu.graph.model import Model
 from tfcpu.quantize.calibration import Calibration
 
@@ -91,7 +92,7 @@ def op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
 
 
 @dataclass(frozen=True)
-class QuantizationResult:
+class QuantizationResult(TextTable):
     """The outcome of :meth:`tfcpu.Quantizer.run`.
 
     Attributes:

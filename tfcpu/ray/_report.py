@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tfcpu._render import TextTable
+
 __all__ = ["ClusterReport", "NodeReport", "aggregate"]
 
 
@@ -58,7 +60,7 @@ class NodeReport:
 
 
 @dataclass(frozen=True)
-class ClusterReport:
+class ClusterReport(TextTable):
     """Per-node reports plus the driver's view of the whole run.
 
     Attributes:

@@ -9,14 +9,14 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.runtime.stats import LatencyStats
 
 __all__ = ["BenchmarkResult", "InstanceResult", "MultiInstanceResult"]
 
 
 @dataclass(frozen=True)
-class BenchmarkResult:
+class BenchmarkResult(TextTable):
     """One timed run of one model in one process (Appendix B's semantics).
 
     ``throughput`` = items / wall time of the timed region; data is prepared outside it.
@@ -178,7 +178,7 @@ class InstanceResult:
 
 
 @dataclass(frozen=True)
-class MultiInstanceResult:
+class MultiInstanceResult(TextTable):
     """Aggregate of a multi-instance run.
 
     Two throughputs, both honest:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError
 from tfcpu.graph.model import Model
 from tfcpu.runtime.multi import run_instances
@@ -43,7 +43,7 @@ class TuneRow:
 
 
 @dataclass(frozen=True)
-class TuneResult:
+class TuneResult(TextTable):
     rows: tuple[TuneRow, ...]
     best: TuneRow | None
     latency_budget_ms: float | None

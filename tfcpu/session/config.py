@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ class ExplainRow:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(TextTable):
     """What a :class:`SessionConfig` sets and what of it the installed TensorFlow honours."""
 
     rows: tuple[ExplainRow, ...]
@@ -524,7 +524,7 @@ class SessionConfig:
         def pick(name: str, default: str | None, valid: bool = True, label: str = "white paper default") -> None:
             if name in self.explicit:
                 out[name] = (default, "set explicitly")
-            elif self.trust_env and name in environ:
+            elif self.trust_env and name in environ and environ[name] != default:  # equal: nothing to credit
                 if valid:
                     out[name] = (environ[name], "from environment")
                 else:
@@ -537,7 +537,7 @@ class SessionConfig:
         pick(INTER, str(self.inter_op or "") or None, _env_int(environ.get(INTER)) is not None)
         intra_effective = out[INTRA][0]
         if self.omp is None and OMP not in self.explicit:
-            if self.trust_env and OMP in environ:
+            if self.trust_env and OMP in environ and environ[OMP] != intra_effective:
                 out[OMP] = (environ[OMP], "from environment")
             else:
                 out[OMP] = (intra_effective, "follows intra-op threads")

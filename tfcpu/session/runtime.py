@@ -23,13 +23,13 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tfcpu._render import html_table, rich_table
+from tfcpu._render import TextTable, html_table, rich_table
 
 __all__ = ["RuntimeInfo", "runtime_info", "tensorflow_initialised"]
 
 
 @dataclass(frozen=True)
-class RuntimeInfo:
+class RuntimeInfo(TextTable):
     """What the installed TensorFlow is and how it threads."""
 
     tf_version: str

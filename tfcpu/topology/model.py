@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from tfcpu._render import TextTable
 from tfcpu.topology.cpulist import format_cpulist
 
 __all__ = ["ISA_FLAGS", "Core", "NumaNode", "Precision", "Topology"]
@@ -93,7 +94,7 @@ class Precision:
 
 
 @dataclass(frozen=True)
-class Topology:
+class Topology(TextTable):
     """What tfcpu knows about the CPUs of this machine (or of a captured tree).
 
     Attributes:
