@@ -129,9 +129,7 @@ def xeon_gold_6252_2s() -> dict[str, str]:
 
 def xeon_1s_18c() -> dict[str, str]:
     """The paper's single-socket example: 18 cores, HT on; CPU 0 and 18 are siblings."""
-    m = Machine(
-        "Intel(R) Xeon(R) Gold 6154 CPU @ 3.00GHz", "GenuineIntel", XEON_CLX_FLAGS.replace(" avx512_vnni", "")
-    )
+    m = Machine("Intel(R) Xeon(R) Gold 6154 CPU @ 3.00GHz", "GenuineIntel", XEON_CLX_FLAGS.replace(" avx512_vnni", ""))
     for i in range(18):
         for thread in range(2):
             m.cpu(i + 18 * thread, 0, i, node=0)
