@@ -1,4 +1,5 @@
-"""Sessions: tests, lint (ruff + mypy), itex (ITEX backend on TF 2.15), docs. Run ``nox -l`` to list them."""
+"""Sessions: tests, lint (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the
+peer benchmark, bench-int8, bench-instances, bench-ray). Run ``nox -l`` to list them."""
 
 from __future__ import annotations
 
@@ -61,3 +62,24 @@ def bench(session: nox.Session) -> None:
     """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO FP32/INT8 (benchmarks/peers.py)."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/peers.py", *session.posargs)
+
+
+@nox.session(name="bench-int8", python=PYTHON)
+def bench_int8(session: nox.Session) -> None:
+    """FP32 frozen vs INC alone vs tfcpu INT8, ratios from one run (benchmarks/bench_int8.py)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_int8.py", *session.posargs)
+
+
+@nox.session(name="bench-instances", python=PYTHON)
+def bench_instances(session: nox.Session) -> None:
+    """One instance on all cores vs pinned instances, ratios from one run (benchmarks/bench_instances.py)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_instances.py", *session.posargs)
+
+
+@nox.session(name="bench-ray", python=PYTHON)
+def bench_ray(session: nox.Session) -> None:
+    """tfcpu.ray.predict pinned vs unpinned Ray actors (benchmarks/bench_ray.py)."""
+    session.install("-e", ".[ray]")
+    session.run("python", "benchmarks/bench_ray.py", *session.posargs)

@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 # INT8 graphs need oneDNN; stock TF leaves it off on CPUs without VNNI/BF16/AMX. Set before TF starts.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -52,6 +53,18 @@ def inc_alone(model, batches):  # type: ignore[no-untyped-def]
     if graph_def.versions.producer == 0:
         graph_def.versions.CopyFrom(model.graph_def.versions)
     return Model(graph_def, model.inputs, model.outputs, source=f"{model.source} [INC alone]")
+
+
+def _structure(model: Any) -> dict[str, int]:
+    from tfcpu.graph.model import is_quantized_op
+
+    ops = model.op_counts()
+    return {
+        "quantized_ops": sum(n for op, n in ops.items() if is_quantized_op(op)),
+        "QuantizeV2": ops.get("QuantizeV2", 0),
+        "Dequantize": ops.get("Dequantize", 0),
+        "fp32_compute": sum(n for op, n in ops.items() if op in ("Conv2D", "MatMul") or op.startswith("FusedBatch")),
+    }
 
 
 def main() -> int:
@@ -110,6 +123,13 @@ def main() -> int:
     vs_fp32 = medians["tfcpu INT8"] / medians["FP32 frozen"]
     print(f"tfcpu / INC alone: {vs_inc:.2f}x (target >= 2.5x on VNNI)")
     print(f"tfcpu / FP32:      {vs_fp32:.2f}x (target >= 3.5x on VNNI)")
+    # The graphs themselves, which do not depend on the CPU: how much of the math INC got to fuse
+    structure = {name: _structure(g) for name, g in graphs.items() if name != "FP32 frozen"}
+    for name, st in structure.items():
+        print(
+            f"{name} graph: {st['quantized_ops']} quantised ops, {st['QuantizeV2']} QuantizeV2, "
+            f"{st['Dequantize']} Dequantize, {st['fp32_compute']} FP32 Conv2D/MatMul/FusedBatchNorm left"
+        )
     if not result.fast_int8_hardware:
         print("note: this CPU has no VNNI/AMX; INT8 runs on slower oneDNN paths here")
     if args.json:
@@ -126,6 +146,7 @@ def main() -> int:
             "medians": medians,
             "tfcpu_vs_inc": vs_inc,
             "tfcpu_vs_fp32": vs_fp32,
+            "graphs": structure,
             "quantization": {k: v for k, v in result.to_dict().items() if k != "model"},
         }
         atomic_write_text(args.json, json.dumps(data, indent=2))
