@@ -110,7 +110,8 @@ class Runner:
             return
         from tfcpu.session.runtime import runtime_info
 
-        if runtime_info().onednn_enabled:
+        info = runtime_info()
+        if info.onednn_enabled or info.itex_installed:  # ITEX's plug-in brings its own quantised kernels
             return
         raise RunnerError(
             "this graph needs oneDNN, which is off in this process",
