@@ -189,10 +189,16 @@ def predict(
         model: a :class:`~tfcpu.Model` (e.g. optimised and quantised once on the driver),
             a :class:`ModelPayload`, or a path :func:`tfcpu.load` reads on the driver. It is
             put in the object store once; actors fetch it from there.
-        cores_per_instance, instances: how each node is split (exactly one).
+        cores_per_instance: cores per pinned instance on each node (give this or ``instances``).
+        instances: instances per node (give this or ``cores_per_instance``).
         batch_size: rows per model run.
-        input_columns, output_prefix, keep_columns, metadata, lock_dir, claim_timeout, pin:
-            see :class:`Predictor`.
+        input_columns: see :class:`Predictor`.
+        output_prefix: see :class:`Predictor`.
+        keep_columns: see :class:`Predictor`.
+        metadata: see :class:`Predictor`.
+        lock_dir: see :class:`Predictor`.
+        claim_timeout: see :class:`Predictor`.
+        pin: see :class:`Predictor`.
         actors: pool size (default: from :func:`survey`, one per slot that Ray can place).
         predictor_class: :class:`Predictor` or a subclass of it.
         num_cpus: Ray CPUs each actor reserves (default: see :func:`pool_size`).

@@ -124,9 +124,10 @@ class Predictor:
             once in the object store), a path :func:`tfcpu.load` reads on the actor's node,
             or a :class:`~tfcpu.Model` (works, but unpickling a Model imports TensorFlow
             before the actor can set thread variables; threads and pinning still apply).
-        cores_per_instance, instances: how to split each machine (exactly one; see
-            :meth:`tfcpu.InstancePlan.for_topology`). Every actor on a machine must use the
-            same values, so that they claim slots of the same plan.
+        cores_per_instance: cores per pinned instance on each machine (give this or
+            ``instances``; see :meth:`tfcpu.InstancePlan.for_topology`). Every actor on a
+            machine must use the same values, so that they claim slots of the same plan.
+        instances: instances per machine (give this or ``cores_per_instance``).
         smt: give each instance its cores' SMT siblings.
         input_columns: which columns feed the model: ``None`` (columns named like the inputs,
             sanitized), one column name (single-input model), a sequence in input order, or a

@@ -139,7 +139,9 @@ def run_instances(
         data: ``"synthetic"`` (each instance its own seeded random batch) or a dataset (an
             array for a single-input model, or a dict by input name): it is split into one
             contiguous shard per instance and every item is processed exactly once.
-        steps / duration: length of the timed region for synthetic data (default 50 steps).
+        steps: timed batches per instance for synthetic data (default 50 when neither
+            ``steps`` nor ``duration`` is given).
+        duration: timed seconds per instance for synthetic data, instead of ``steps``.
         collect_outputs: with a dataset, return the outputs in dataset order
             (``result.outputs``).
         startup_timeout: seconds an instance may take to load and warm up.
