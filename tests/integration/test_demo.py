@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 SIX_ROWS = [
     "Keras model.predict",
-    "frozen graph, tuned threads",
+    "frozen graph, oneDNN, tuned threads",
     "optimised graph",
     "optimised + multi-instance",
     "INT8",
@@ -85,7 +85,7 @@ def test_a_graph_with_nothing_to_quantise_skips_the_int8_rows(tmp_path: Path) ->
     status = {r["name"]: r["status"] for r in data["rows"]}
     # a graph file has no Keras model: the baseline is the frozen graph with TF's defaults
     assert data["rows"][0]["name"] == "frozen graph, TF defaults"
-    assert status["frozen graph, tuned threads"] == "ok" and status["optimised graph"] == "ok"
+    assert status["frozen graph, oneDNN, tuned threads"] == "ok" and status["optimised graph"] == "ok"
     # never an "INT8" number measured on the FP32 graph
     assert status["INT8"] == "skipped" and status["INT8 + multi-instance"] == "skipped"
     assert any(n.startswith("INT8 rows skipped") for n in data["notes"]), data["notes"]
