@@ -165,9 +165,13 @@ def print_table(title: str, results: Sequence[PathResult], best: float, best_lab
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("path", "median img/s", "min–max", f"{best_label} / path", "note"):
+    rows = table_rows(results, best)
+    columns = ["path", "median img/s", "min–max", f"{best_label} / path", "note"]
+    if not any(row[-1] for row in rows):  # no path has a note: leave the empty column out
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    for col in columns:
         table.add_column(col, justify="left" if col in ("path", "note") else "right")
-    for row in table_rows(results, best):
+    for row in rows:
         table.add_row(*row)
     Console().print(table)
 
