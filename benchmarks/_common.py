@@ -180,3 +180,32 @@ def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
     from tfcpu._io import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2, default=str))
+
+
+def inc_alone(fp32: Any, batches: list[dict[str, Any]]) -> Any:
+    """INC 3.x with its defaults (``StaticQuantConfig()``) on the graph as given, no tfcpu
+    optimisation: what a user who calls INC directly gets. INC writes ``nc_workspace/`` and log
+    files into the working directory, so it runs inside a temporary one."""
+    import contextlib
+    import tempfile
+
+    import numpy as np
+    from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
+
+    from tfcpu.graph.model import Model
+
+    name = fp32.input_names[0]
+
+    class Loader:
+        batch_size = len(batches[0][name])
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for b in batches:
+                yield b[name], np.zeros(len(b[name]))
+
+    with tempfile.TemporaryDirectory(prefix="bench-inc-") as tmp, contextlib.chdir(tmp):
+        q = quantize_model(fp32.graph_def, StaticQuantConfig(), Loader(), calib_iteration=len(batches))
+        graph_def = q.graph_def
+    if graph_def.versions.producer == 0:  # INC drops the producer version
+        graph_def.versions.CopyFrom(fp32.graph_def.versions)
+    return Model(graph_def, fp32.inputs, fp32.outputs, source=f"{fp32.source} [INC alone]")

@@ -31,28 +31,8 @@ from typing import Any
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
-def inc_alone(model, batches):  # type: ignore[no-untyped-def]
-    """INC 3.x with its defaults on the graph as loaded (no tfcpu optimisation)."""
-    import numpy as np
-    from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
-
-    from tfcpu.graph.model import Model
-
-    name = model.input_names[0]
-
-    class Loader:
-        batch_size = len(batches[0][name])
-
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            for b in batches:
-                yield b[name], np.zeros(len(b[name]))
-
-    q = quantize_model(model.graph_def, StaticQuantConfig(), Loader(), calib_iteration=len(batches))
-    graph_def = q.graph_def
-    if graph_def.versions.producer == 0:
-        graph_def.versions.CopyFrom(model.graph_def.versions)
-    return Model(graph_def, model.inputs, model.outputs, source=f"{model.source} [INC alone]")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import inc_alone
 
 
 def _structure(model: Any) -> dict[str, int]:

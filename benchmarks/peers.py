@@ -38,6 +38,7 @@ from _common import (  # noqa: E402
     PathResult,
     child_env,
     fmt_ratio,
+    inc_alone,
     machine_record,
     measure_rounds,
     print_table,
@@ -102,28 +103,6 @@ def paper_transforms(fp32: Any) -> Any:
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(data)
     return Model(graph_def, fp32.inputs, fp32.outputs, source=f"{fp32.source} [graph_transforms]")
-
-
-def inc_alone(fp32: Any, batches: list[dict[str, Any]]) -> Any:
-    import numpy as np
-    from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
-
-    from tfcpu.graph.model import Model
-
-    name = fp32.input_names[0]
-
-    class Loader:
-        batch_size = len(batches[0][name])
-
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            for b in batches:
-                yield b[name], np.zeros(len(b[name]))
-
-    q = quantize_model(fp32.graph_def, StaticQuantConfig(), Loader(), calib_iteration=len(batches))
-    graph_def = q.graph_def
-    if graph_def.versions.producer == 0:
-        graph_def.versions.CopyFrom(fp32.graph_def.versions)
-    return Model(graph_def, fp32.inputs, fp32.outputs, source=f"{fp32.source} [INC alone]")
 
 
 def tfcpu_best(fp32: Any, calibration_batches: int, batch_size: int) -> Any:
