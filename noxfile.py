@@ -57,29 +57,30 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
 
 
+def _benchmark(session: nox.Session, script: str, install: str = ".") -> None:
+    session.install("-e", install)
+    session.run("python", f"benchmarks/{script}", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO FP32/INT8 (benchmarks/peers.py)."""
-    session.install("-e", ".[bench]")
-    session.run("python", "benchmarks/peers.py", *session.posargs)
+    _benchmark(session, "peers.py", ".[bench]")
 
 
 @nox.session(name="bench-int8", python=PYTHON)
 def bench_int8(session: nox.Session) -> None:
     """FP32 frozen vs INC alone vs tfcpu INT8, ratios from one run (benchmarks/bench_int8.py)."""
-    session.install("-e", ".")
-    session.run("python", "benchmarks/bench_int8.py", *session.posargs)
+    _benchmark(session, "bench_int8.py")
 
 
 @nox.session(name="bench-instances", python=PYTHON)
 def bench_instances(session: nox.Session) -> None:
     """One instance on all cores vs pinned instances, ratios from one run (benchmarks/bench_instances.py)."""
-    session.install("-e", ".")
-    session.run("python", "benchmarks/bench_instances.py", *session.posargs)
+    _benchmark(session, "bench_instances.py")
 
 
 @nox.session(name="bench-ray", python=PYTHON)
 def bench_ray(session: nox.Session) -> None:
     """tfcpu.ray.predict pinned vs unpinned Ray actors (benchmarks/bench_ray.py)."""
-    session.install("-e", ".[ray]")
-    session.run("python", "benchmarks/bench_ray.py", *session.posargs)
+    _benchmark(session, "bench_ray.py", ".[ray]")

@@ -165,10 +165,11 @@ def print_table(title: str, results: Sequence[PathResult], best: float, best_lab
     from rich.table import Table
 
     table = Table(title=title)
-    rows = table_rows(results, best)
-    columns = ["path", "median img/s", "min–max", f"{best_label} / path", "note"]
-    if not any(row[-1] for row in rows):  # no path has a note: leave the empty column out
-        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    from tfcpu._render import drop_empty_last_column
+
+    columns, rows = drop_empty_last_column(
+        ["path", "median img/s", "min–max", f"{best_label} / path", "note"], table_rows(results, best)
+    )
     for col in columns:
         table.add_column(col, justify="left" if col in ("path", "note") else "right")
     for row in rows:

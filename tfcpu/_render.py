@@ -6,7 +6,7 @@ import html as _html
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TextTable", "html_table", "print_rich", "render_text", "rich_table"]
+__all__ = ["TextTable", "drop_empty_last_column", "html_table", "print_rich", "render_text", "rich_table"]
 
 
 def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
@@ -19,6 +19,13 @@ def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     return table
+
+
+def drop_empty_last_column(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Leave out a trailing column (e.g. "note") that is empty in every row."""
+    if rows and not any(row[-1] for row in rows):
+        return list(columns[:-1]), [list(row[:-1]) for row in rows]
+    return list(columns), [list(row) for row in rows]
 
 
 def html_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

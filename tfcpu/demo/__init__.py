@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
-from tfcpu._render import TextTable, html_table, rich_table
+from tfcpu._render import TextTable, drop_empty_last_column, html_table, rich_table
 from tfcpu.errors import ConfigError, TfcpuError
 
 if TYPE_CHECKING:
@@ -98,8 +98,8 @@ class DemoResult(TextTable):
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
-    def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        cols: tuple[str, ...] = ("step", "img/s", "speedup", "p99 ms/batch", "instances", "note")
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        cols = ("step", "img/s", "speedup", "p99 ms/batch", "instances", "note")
         rows: list[tuple[str, ...]] = []
         for r in self.rows:
             if r.status == "ok":
@@ -108,9 +108,7 @@ class DemoResult(TextTable):
                 )
             else:
                 rows.append((r.name, "-", "-", "-", str(r.instances), f"{r.status}: {r.note}"))
-        if not any(row[-1] for row in rows):  # no row has a note: drop the empty column
-            cols, rows = cols[:-1], [row[:-1] for row in rows]
-        return cols, rows
+        return drop_empty_last_column(cols, rows)
 
     def __rich__(self) -> Any:
         cols, rows = self._table()
