@@ -1,0 +1,267 @@
+"""The one precision / oneDNN policy: what a process must have to run a model, decided in one place.
+
+Every stage that runs a graph asks this module instead of deciding for itself: the Quantizer
+(its trial runs), ``Runner`` (an in-process session), multi-instance children, the CLI and the
+demo. It is also the only module, besides :meth:`tfcpu.SessionConfig.apply`, that writes
+``os.environ``.
+
+The facts it encodes::
+
+    model's ops                 CPU (topology)                 user's choice    -> TF_ENABLE_ONEDNN_OPTS
+    ---------------------------------------------------------------------------------------------------
+    INT8/BF16 (needs oneDNN)    any                            none             -> 1 (only oneDNN has the kernels)
+    INT8/BF16                   any                            off (0)          -> 0, with a warning: it will fail
+    FP32                        VNNI/BF16/AMX (TF default on)  none             -> TensorFlow's default (unset)
+    FP32                        AVX2 only (TF default off)     none             -> TensorFlow's default (unset)
+    any                         any                            on / off         -> 1 / 0 as asked
+    ITEX installed and chosen   any                            (not 0)          -> 1 (ITEX needs oneDNN)
+
+TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, so a decision can only be
+carried out in a process that has not imported TensorFlow yet (:func:`prepare_process`), or in a
+child started with :func:`child_env`. Where TensorFlow already runs with the wrong setting,
+:func:`prepare_process` raises an error that names the fix instead of letting a quantised op fail
+with TensorFlow's "Missing 0-th output".
+
+Precision support (``check_precision``): BF16 graphs pay only on CPUs with AVX512_BF16 or AMX_BF16;
+elsewhere TensorFlow emulates BF16 and is slower than FP32, so tfcpu refuses it with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tfcpu.errors import ConfigError, RunnerError, TfcpuError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.graph.model import Model
+    from tfcpu.topology import Topology
+
+__all__ = [
+    "ONEDNN",
+    "OneDnnDecision",
+    "check_precision",
+    "child_env",
+    "decide_for",
+    "decide_onednn",
+    "prepare_process",
+    "quiet_env",
+    "quiet_tensorflow",
+]
+
+log = logging.getLogger(__name__)
+
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+
+# TensorFlow's C++ start-up chatter (absl pre-init notice, "oneDNN custom operations are on", CUDA probing):
+# level 3 keeps only FATAL from the C++ side; CUDA_VISIBLE_DEVICES="" stops the CUDA driver probe on CPU hosts.
+_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "ABSL_MIN_LOG_LEVEL": "3"}
+_DEBUG = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+
+_BF16_ISA = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class OneDnnDecision:
+    """What the process that runs a model must have, and why.
+
+    Attributes:
+        required: the model's ops exist only as oneDNN kernels (INT8, BF16).
+        value: ``TF_ENABLE_ONEDNN_OPTS`` for that process: True/False, or None for TensorFlow's
+            own default on this CPU.
+        reason: one line saying why, for logs and reports.
+        warning: set when the decision will fail or surprise (a required oneDNN turned off).
+    """
+
+    required: bool
+    value: bool | None
+    reason: str
+    warning: str | None = None
+
+    def env(self) -> dict[str, str]:
+        """The variable to set for this decision (empty when TensorFlow's default stands)."""
+        return {} if self.value is None else {ONEDNN: "1" if self.value else "0"}
+
+    def to_dict(self) -> dict[str, object]:
+        return {"required": self.required, "value": self.value, "reason": self.reason, "warning": self.warning}
+
+
+def _env_choice(environ: Mapping[str, str]) -> bool | None:
+    raw = environ.get(ONEDNN)
+    if raw is None or raw.strip() == "":
+        return None
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
+def decide_onednn(
+    *,
+    needs_onednn: bool,
+    explicit: bool | None = None,
+    itex: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> OneDnnDecision:
+    """Decide ``TF_ENABLE_ONEDNN_OPTS`` for a process that will run a model.
+
+    Args:
+        needs_onednn: the model's ops need oneDNN (``Model.needs_onednn``).
+        explicit: the caller's choice (``--onednn`` / ``--no-onednn``, ``SessionConfig.with_onednn``);
+            None = no choice.
+        itex: the model will run under Intel Extension for TensorFlow, which needs oneDNN.
+        environ: the environment the process inherits (default ``os.environ``); a value already
+            set there counts as the user's choice when ``explicit`` is None.
+    """
+    env = os.environ if environ is None else environ
+    source = "asked for"
+    choice = explicit
+    if choice is None:
+        choice = _env_choice(env)
+        source = f"{ONEDNN} in the environment"
+    if itex:
+        if choice is False:
+            return OneDnnDecision(
+                needs_onednn, False, f"oneDNN off ({source})", warning="ITEX needs oneDNN: it will not load with it off"
+            )
+        return OneDnnDecision(needs_onednn, True, "ITEX needs oneDNN")
+    if choice is not None:
+        if needs_onednn and not choice:
+            return OneDnnDecision(
+                True,
+                False,
+                f"oneDNN off ({source})",
+                warning="the graph's INT8/BF16 ops exist only in oneDNN: running it with oneDNN off will fail",
+            )
+        return OneDnnDecision(needs_onednn, choice, f"oneDNN {'on' if choice else 'off'} ({source})")
+    if needs_onednn:
+        return OneDnnDecision(True, True, "the graph's INT8/BF16 ops exist only in oneDNN")
+    return OneDnnDecision(False, None, "TensorFlow's default for this CPU")
+
+
+def decide_for(model: Model, explicit: bool | None = None, *, itex: bool = False) -> OneDnnDecision:
+    """:func:`decide_onednn` for a loaded Model (reads ``model.needs_onednn``)."""
+    return decide_onednn(needs_onednn=model.needs_onednn, explicit=explicit, itex=itex)
+
+
+def quiet_env(*, debug: bool = False) -> dict[str, str]:
+    """Variables that keep TensorFlow's C++ start-up lines out of tfcpu's output (or let them in)."""
+    return dict(_DEBUG if debug else _QUIET)
+
+
+def child_env(
+    decision: OneDnnDecision | None = None,
+    base: Mapping[str, str] | None = None,
+    *,
+    debug: bool = False,
+) -> dict[str, str]:
+    """The full environment for a child process that will import TensorFlow.
+
+    ``base`` (default ``os.environ``) with the quiet-logging variables (unless already set there, or
+    ``debug``) and the oneDNN decision applied on top. The decision wins over ``base``.
+    """
+    env = dict(os.environ if base is None else base)
+    for key, value in quiet_env(debug=debug).items():
+        if debug:
+            env[key] = value
+        else:
+            env.setdefault(key, value)
+    if decision is not None:
+        if decision.warning:
+            log.warning("%s", decision.warning)
+        env.update(decision.env())
+    return env
+
+
+def quiet_tensorflow(*, debug: bool = False) -> None:
+    """Silence (or, with ``debug``, let through) TensorFlow's C++ start-up lines in this process.
+
+    Takes effect only before TensorFlow is imported; a value the user already set is kept.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    for key, value in quiet_env(debug=debug).items():
+        if debug:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+
+
+def _onednn_running() -> bool:
+    from tfcpu.session.runtime import runtime_info
+
+    info = runtime_info()
+    return bool(info.onednn_enabled)
+
+
+def prepare_process(
+    decision: OneDnnDecision,
+    *,
+    where: str,
+    error: type[TfcpuError] = RunnerError,
+) -> None:
+    """Carry out ``decision`` in this process, or fail naming the fix.
+
+    Before TensorFlow is imported this sets ``TF_ENABLE_ONEDNN_OPTS`` (and the quiet-logging
+    variables). Afterwards it can only check: when the graph needs oneDNN and the running
+    TensorFlow has it off (and no ITEX plug-in brings the kernels), it raises ``error``.
+    """
+    if "tensorflow" not in sys.modules:
+        quiet_tensorflow()
+        if decision.warning:
+            log.warning("%s", decision.warning)
+        for key, value in decision.env().items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+                log.info("set %s=%s before TensorFlow starts: %s", key, value, decision.reason)
+        return
+    if not decision.required or _onednn_running():
+        return
+    from tfcpu.session.runtime import runtime_info
+
+    if runtime_info().itex_installed:  # ITEX's plug-in brings its own quantised kernels
+        return
+    raise error(
+        "this graph needs oneDNN, which is off in this process",
+        where=where,
+        why=(
+            "its quantised (INT8) or BF16 kernels exist only in oneDNN; TensorFlow was imported without "
+            f"{ONEDNN}=1 and reads it only once, at import (stock TensorFlow turns oneDNN on by itself only "
+            "on CPUs with VNNI, BF16 or AMX)"
+        ),
+        hint=(
+            "call tfcpu.SessionConfig.for_topology().with_onednn(True).apply() (or set "
+            f"{ONEDNN}=1) before anything imports TensorFlow, or run it in fresh processes with "
+            "Runner(model).multi_instance(plan) / `tfcpu bench`, which turn oneDNN on themselves"
+        ),
+    )
+
+
+def check_precision(precision: str, topology: Topology | Iterable[str] | None = None) -> None:
+    """Refuse a precision this CPU cannot run faster than FP32, saying why.
+
+    Args:
+        precision: ``"fp32"``, ``"int8"`` or ``"bf16"``.
+        topology: a Topology or its ISA flags (lower case, as in ``/proc/cpuinfo``); None detects.
+
+    Raises:
+        ConfigError: an unknown precision, or BF16 without AVX512_BF16/AMX_BF16.
+    """
+    name = precision.lower()
+    if name not in ("fp32", "int8", "bf16"):
+        raise ConfigError(f"unknown precision {precision!r}", hint="use fp32, int8 or bf16")
+    if name != "bf16":
+        return
+    from tfcpu.topology import Topology as _Topology
+
+    if topology is None:
+        topology = _Topology.detect()
+
+    isa = set(topology.isa) if isinstance(topology, _Topology) else set(topology)
+    if not isa.intersection(_BF16_ISA):
+        raise ConfigError(
+            "BF16 is not accelerated on this CPU",
+            why="it has neither AVX512_BF16 nor AMX_BF16: TensorFlow would emulate BF16 and run slower than FP32",
+            hint="use INT8 (Quantizer().int8()) or stay in FP32 on this CPU",
+        )
