@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 
 from tfcpu.errors import MissingDependencyError
@@ -22,6 +21,12 @@ def import_optional(
 
 
 def import_tensorflow() -> ModuleType:
-    """Import TensorFlow quietly (its C++ INFO logs are noise for tfcpu users)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow quietly (its C++ INFO logs are noise for tfcpu users).
+
+    The environment is left to the precision policy (:func:`tfcpu.session.precision.library_log_default`):
+    ``TF_CPP_MIN_LOG_LEVEL=2`` unless the user, or tfcpu's CLI (``quiet_tensorflow``), chose a level.
+    """
+    from tfcpu.session.precision import library_log_default
+
+    library_log_default()
     return import_optional("tensorflow", package="tensorflow", purpose="tfcpu needs TensorFlow to run models")

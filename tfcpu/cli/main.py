@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -55,10 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # The command line is a program, not a library: keep TensorFlow's and INC's start-up chatter
+    # (absl's pre-init notice, "oneDNN custom operations", CUDA probes) out of the user's terminal,
+    # before anything imports TensorFlow; --debug lets all of it through. The one place: precision.py.
+    from tfcpu.session.precision import quiet_tensorflow
+
+    quiet_tensorflow(debug=args.debug)
     if not args.debug:
-        # The command line is a program, not a library: keep TensorFlow's and INC's start-up
-        # chatter (CUDA probes, deprecation notices) out of the user's terminal.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for noisy in ("tensorflow", "absl", "neural_compressor"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -28,12 +28,16 @@ elsewhere TensorFlow emulates BF16 and is slower than FP32, so tfcpu refuses it 
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tfcpu.errors import ConfigError, RunnerError, TfcpuError
 
@@ -42,12 +46,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.topology import Topology
 
 __all__ = [
+    "CHATTER",
     "ONEDNN",
     "OneDnnDecision",
     "check_precision",
     "child_env",
     "decide_for",
     "decide_onednn",
+    "filtered_stderr",
+    "is_chatter",
+    "library_log_default",
     "prepare_process",
     "quiet_env",
     "quiet_tensorflow",
@@ -57,10 +65,40 @@ log = logging.getLogger(__name__)
 
 ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 
-# TensorFlow's C++ start-up chatter (absl pre-init notice, "oneDNN custom operations are on", CUDA probing):
-# level 3 keeps only FATAL from the C++ side; CUDA_VISIBLE_DEVICES="" stops the CUDA driver probe on CPU hosts.
+# TensorFlow's C++ start-up chatter, as measured with TF 2.21 (see docs/precision.md, "Start-up chatter"):
+# * "WARNING: All log messages before absl::InitializeLog() ...", "oneDNN custom operations are on" (port.cc)
+#   and "Could not find cuda drivers" (cudart_stub.cc) are written by static initialisers of TensorFlow's
+#   shared libraries while `import tensorflow` loads them -- twice, once per library. absl logs them before
+#   TensorFlow has read TF_CPP_MIN_LOG_LEVEL, and absl reads no environment variable, so no variable
+#   silences them: only filtering file descriptor 2 during that import does (_QuietImport below).
+# * TF_CPP_MIN_LOG_LEVEL=3 covers everything TensorFlow logs after start-up (only FATAL stays).
+# * cuInit / CUDA device probing happens when the runtime first creates its devices; hiding the GPUs with
+#   CUDA_VISIBLE_DEVICES="" stops it. tfcpu only measures CPUs (a GPU picked up by TensorFlow would make
+#   every number a GPU number), so its own commands hide GPUs -- but only when the user has not set
+#   CUDA_VISIBLE_DEVICES: a value the user chose is never overridden (setdefault), with or without --debug.
 _QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "ABSL_MIN_LOG_LEVEL": "3"}
 _DEBUG = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+_CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}
+#: What a library call (no CLI) sets before importing TensorFlow when the user chose nothing: INFO lines off.
+_LIBRARY_LOG_LEVEL = "2"
+
+#: Lines of TensorFlow's start-up chatter that tfcpu's commands drop (anything else on stderr is kept).
+CHATTER = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "cuInit",
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "computation placer already registered",
+    "TF-TRT Warning",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "failed to call cuInit",
+    "cuda_executor",
+    "cuda_diagnostics",
+)
 
 _BF16_ISA = ("avx512_bf16", "amx_bf16")
 
@@ -146,8 +184,17 @@ def decide_for(model: Model, explicit: bool | None = None, *, itex: bool = False
 
 
 def quiet_env(*, debug: bool = False) -> dict[str, str]:
-    """Variables that keep TensorFlow's C++ start-up lines out of tfcpu's output (or let them in)."""
-    return dict(_DEBUG if debug else _QUIET)
+    """Variables that keep TensorFlow's C++ start-up lines out of tfcpu's output (or let them in).
+
+    With ``debug`` only the log level (0: everything). Either way ``CUDA_VISIBLE_DEVICES=""``, which
+    :func:`child_env` and :func:`quiet_tensorflow` apply only when the user has not set it.
+    """
+    return {**(_DEBUG if debug else _QUIET), **_CPU_ONLY}
+
+
+def is_chatter(line: str) -> bool:
+    """Whether a stderr line is TensorFlow's start-up chatter (:data:`CHATTER`)."""
+    return any(fragment in line for fragment in CHATTER)
 
 
 def child_env(
@@ -162,11 +209,7 @@ def child_env(
     ``debug``) and the oneDNN decision applied on top. The decision wins over ``base``.
     """
     env = dict(os.environ if base is None else base)
-    for key, value in quiet_env(debug=debug).items():
-        if debug:
-            env[key] = value
-        else:
-            env.setdefault(key, value)
+    _apply_quiet(env, debug=debug)
     if decision is not None:
         if decision.warning:
             log.warning("%s", decision.warning)
@@ -174,18 +217,107 @@ def child_env(
     return env
 
 
+def _apply_quiet(env: MutableMapping[str, str], *, debug: bool) -> None:
+    """Debug forces the log level; otherwise a value already in ``env`` is kept. CUDA is never forced."""
+    for key, value in quiet_env(debug=debug).items():
+        if debug and key not in _CPU_ONLY:
+            env[key] = value
+        else:
+            env.setdefault(key, value)
+
+
 def quiet_tensorflow(*, debug: bool = False) -> None:
     """Silence (or, with ``debug``, let through) TensorFlow's C++ start-up lines in this process.
 
-    Takes effect only before TensorFlow is imported; a value the user already set is kept.
+    For tfcpu's own commands (``tfcpu.cli.main`` calls it first) and its child processes: sets
+    :func:`quiet_env` and, unless ``debug``, filters :data:`CHATTER` out of file descriptor 2 while
+    TensorFlow is imported (the lines absl writes before any variable is read). Other stderr output
+    of that import is passed through. Takes effect only before TensorFlow is imported; a value the
+    user already set is kept.
+
+    Args:
+        debug: let every line through (``TF_CPP_MIN_LOG_LEVEL=0``, no filtering).
     """
     if "tensorflow" in sys.modules:
         return
-    for key, value in quiet_env(debug=debug).items():
-        if debug:
-            os.environ[key] = value
-        else:
-            os.environ.setdefault(key, value)
+    _apply_quiet(os.environ, debug=debug)
+    if debug:
+        _QuietImport.uninstall()
+    else:
+        _QuietImport.install()
+
+
+def library_log_default() -> None:
+    """Before a library call imports TensorFlow: ``TF_CPP_MIN_LOG_LEVEL=2`` unless the user chose one.
+
+    What ``tfcpu._lazy.import_tensorflow`` has always done for library users (no CLI): TensorFlow's
+    INFO lines off, nothing else changed. No-op once TensorFlow is imported.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _LIBRARY_LOG_LEVEL)
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Wraps the first ``import tensorflow`` so :data:`CHATTER` written to fd 2 is dropped.
+
+    The finder only decorates the spec the normal import machinery finds; it removes itself from
+    ``sys.meta_path`` once TensorFlow's package has been executed (or failed to).
+    """
+
+    @classmethod
+    def install(cls) -> None:
+        if not any(isinstance(f, cls) for f in sys.meta_path):
+            sys.meta_path.insert(0, cls())
+
+    @classmethod
+    def uninstall(cls) -> None:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, cls)]
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "tensorflow":
+            return None
+        self.uninstall()
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _FilteringLoader(spec.loader)
+        return spec
+
+
+class _FilteringLoader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        with filtered_stderr():
+            self._inner.exec_module(module)
+
+
+@contextlib.contextmanager
+def filtered_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file for the block; write back what is not chatter."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines(True) if not is_chatter(line)]
+            if kept:
+                os.write(2, "".join(kept).encode())
 
 
 def _onednn_running() -> bool:
