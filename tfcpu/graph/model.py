@@ -1,13 +1,19 @@
 """The frozen ``Model`` value object handed between stages: a GraphDef plus its signature.
 
-A Model never changes after construction. Its GraphDef is copied once on entry and must be
-treated as read-only by every consumer; stages that rewrite a graph copy it first and
-build a new Model.
+A Model never changes after construction. Its GraphDef is copied once on entry (so what the
+caller passed in can change without changing the Model) and must be treated as read-only by
+every consumer; stages that rewrite a graph, or hand it to code that might (INC, TensorFlow),
+pass :func:`copy_graph_def` of it and build a new Model. ``metadata`` is a read-only mapping.
+
+Metadata keys tfcpu's stages set (:data:`OPTIMIZED`, :data:`PRECISION`, :data:`NEEDS_ONEDNN`,
+:data:`FP32_NODES`) are named here, so a stage reads what an earlier one wrote without a
+string of its own.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +21,78 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from tensorflow.core.framework.graph_pb2 import GraphDef
 
-__all__ = ["Model", "TensorSpec", "tensor_name"]
+__all__ = [
+    "FP32_NODES",
+    "NEEDS_ONEDNN",
+    "OPTIMIZED",
+    "PRECISION",
+    "Metadata",
+    "Model",
+    "TensorSpec",
+    "copy_graph_def",
+    "tensor_name",
+]
+
+#: Set by ``GraphOptimizer.run`` on the Model it returns: the passes that ran (a tuple of their
+#: descriptions). A Model carrying it is "already optimised": ``Quantizer.run`` does not optimise it again.
+OPTIMIZED = "optimized_with"
+#: ``"int8"`` / ``"bf16"``: set by the Quantizer on the Model it returns.
+PRECISION = "precision"
+#: True when the graph only runs with oneDNN on (BF16 rewrites carry no Quantized op to tell).
+NEEDS_ONEDNN = "needs_onednn"
+#: The nodes the Quantizer's accuracy loop kept in FP32.
+FP32_NODES = "fp32_nodes"
+
+
+def copy_graph_def(graph_def: Any) -> Any:
+    """A deep copy of a GraphDef (same protobuf class; does not import TensorFlow)."""
+    out = type(graph_def)()
+    out.CopyFrom(graph_def)
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return Metadata(value)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | frozenset | set):
+        return [_thaw(v) for v in value]
+    return value
+
+
+class Metadata(Mapping[str, Any]):
+    """A read-only mapping (nested lists become tuples); ``.get``, ``in``, ``{**m}`` work as on a dict."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = {str(k): _freeze(v) for k, v in (data or {}).items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Metadata({self._data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (tuples become lists)."""
+        result: dict[str, Any] = _thaw(self)
+        return result
 
 
 def is_quantized_op(op: str) -> bool:
@@ -70,13 +147,27 @@ class Model:
         inputs: feedable tensors (usually Placeholders), in signature order.
         outputs: fetched tensors, in signature order.
         source: where the model came from (path or description), for messages.
+        metadata: what earlier stages recorded (read-only; keys such as :data:`OPTIMIZED`).
     """
 
     graph_def: GraphDef
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     source: str = "<memory>"
-    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Copied on entry: the caller keeps its GraphDef, the Model owns one nobody else holds.
+        object.__setattr__(self, "graph_def", copy_graph_def(self.graph_def))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "metadata", Metadata(self.metadata))
+
+    @property
+    def optimized_with(self) -> tuple[str, ...] | None:
+        """The GraphOptimizer passes this Model came out of (:data:`OPTIMIZED`), or None if it did not."""
+        steps = self.metadata.get(OPTIMIZED)
+        return None if steps is None else tuple(str(s) for s in steps)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -96,7 +187,7 @@ class Model:
         in oneDNN builds) and graphs the Quantizer rewrote to BF16. Stock TensorFlow turns oneDNN on
         by itself only on CPUs with VNNI/BF16/AMX; elsewhere set ``TF_ENABLE_ONEDNN_OPTS=1`` before
         TensorFlow is imported (tfcpu's fresh-process runners do)."""
-        if self.metadata.get("needs_onednn"):
+        if self.metadata.get(NEEDS_ONEDNN):
             return True
         return any(is_quantized_op(node.op) for node in self.graph_def.node)
 
@@ -145,6 +236,7 @@ class Model:
             "outputs": [t.to_dict() for t in self.outputs],
             "nodes": self.node_count,
             "op_counts": self.op_counts(),
+            "metadata": _thaw(self.metadata),
         }
 
     def __rich__(self) -> Any:
