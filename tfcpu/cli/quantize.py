@@ -2,8 +2,8 @@
 
 The graph is optimised with ``GraphOptimizer.default()`` first (``--no-optimize`` skips it).
 INT8 graphs run on oneDNN kernels: on CPUs where stock TensorFlow leaves oneDNN off (no
-VNNI/BF16/AMX) this command sets ``TF_ENABLE_ONEDNN_OPTS=1`` before TensorFlow starts, and
-whoever runs the written graph must do the same.
+VNNI/BF16/AMX) this command turns oneDNN on before TensorFlow starts (the precision policy,
+:mod:`tfcpu.session.precision`, decides), and whoever runs the written graph must do the same.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from typing import Any
 from tfcpu._render import print_rich
 from tfcpu.cli.inspect import add_model_args
 from tfcpu.errors import ConfigError
+
+_SMOOTH_QUANT_HELP = (
+    "SmoothQuant before INT8 with this alpha in [0, 1] (moves activation outliers into the weights; "
+    "MatMul-heavy models such as transformers; 0.5 is a common start)"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--batch-size", type=int, metavar="B", help="how a .npy array is cut (default 32; synthetic 8)")
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of per channel")
     p.add_argument("--algorithm", choices=("minmax", "kl"), default="minmax", help="activation calibration")
+    p.add_argument("--smooth-quant", type=float, metavar="ALPHA", help=_SMOOTH_QUANT_HELP)
     p.add_argument("--bf16", action="store_true", help="BF16 instead of INT8 (refused without AVX512_BF16/AMX)")
     p.add_argument("--no-optimize", action="store_true", help="quantise the graph as loaded (no GraphOptimizer)")
     p.add_argument("--overwrite", action="store_true", help="allow OUT to be the input file")
@@ -45,37 +51,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def load_calibration(spec: str) -> Any:
-    """``synthetic``, a ``.npy`` file, or a directory of ``.npy`` batches (sorted by name)."""
-    import numpy as np
+    """``synthetic``, a ``.npy`` file, or a directory of ``.npy`` batches (sorted by name).
 
-    if spec == "synthetic":
+    Checks the path now (a missing file is refused before TensorFlow loads) and returns it: the
+    files are read by ``Quantizer.run`` with the same loader as ``Quantizer().calibrate(path)``
+    (:func:`tfcpu.quantize.calibration.load_files`).
+
+    Args:
+        spec: the ``--calibration`` value.
+    """
+    from tfcpu.quantize.calibration import SYNTHETIC, resolve_path
+
+    if spec == SYNTHETIC:
         return spec
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(path.glob("*.npy"))
-        if not files:
-            raise ConfigError("no .npy files in the calibration directory", where=str(path))
-        return [np.load(f, allow_pickle=False) for f in files]
-    if path.is_file():
-        if path.suffix.lower() != ".npy":
-            raise ConfigError("--calibration must be 'synthetic', a .npy file or a directory", where=str(path))
-        return np.load(path, allow_pickle=False)
-    raise ConfigError(
-        "calibration data not found", where=str(path), hint="give 'synthetic', FILE.npy or a directory of .npy files"
-    )
+    return str(resolve_path(spec))
 
 
 def _enable_onednn_if_needed() -> None:
-    """INT8/BF16 graphs need oneDNN; stock TF leaves it off on CPUs without VNNI/BF16/AMX."""
-    from tfcpu.session.runtime import tensorflow_initialised
-    from tfcpu.topology import Topology
+    """INT8/BF16 graphs need oneDNN: the precision policy sets it before TensorFlow starts, if it can.
 
-    if (
-        "TF_ENABLE_ONEDNN_OPTS" not in os.environ
-        and not tensorflow_initialised()
-        and not Topology.detect().onednn_default
-    ):
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    Where TensorFlow already runs without it (``main()`` called in a process that imported it), the
+    graph is still written and the result says the agreement check was skipped.
+    """
+    from tfcpu.session.precision import decide_onednn, ensure_in_process
+
+    ensure_in_process(decide_onednn(needs_onednn=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,10 +90,14 @@ def run(args: argparse.Namespace) -> int:
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()
+    if args.bf16 and args.smooth_quant is not None:
+        raise ConfigError("--smooth-quant is an INT8 option", where="--bf16 --smooth-quant", hint="drop one of them")
     if args.bf16:
         plan = plan.bf16()
     else:
         plan = plan.int8(per_channel=not args.per_tensor, algorithm=args.algorithm)
+        if args.smooth_quant is not None:
+            plan = plan.smooth_quant(args.smooth_quant)
         plan = plan.calibrate(load_calibration(args.calibration), batches=args.batches, batch_size=args.batch_size)
     plan = plan.optimize(not args.no_optimize)
 
@@ -119,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({state})")
         if result.quantized:
             print(
-                "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts set "
-                "TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow (CPUs without VNNI/AMX leave it off)"
+                "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts call "
+                "tfcpu.SessionConfig.for_topology().with_onednn(True).apply() before importing TensorFlow "
+                "(CPUs without VNNI/AMX leave it off)"
             )
     return 0

@@ -119,6 +119,45 @@ def _quiet_inc() -> Iterator[io.StringIO]:
             log.debug("INC stdout: %s", captured.getvalue().strip())
 
 
+@contextlib.contextmanager
+def _private_tempdir() -> Iterator[str]:
+    """A temporary directory that is also ``tempfile``'s default for the block, removed afterwards.
+
+    ``tempfile.tempdir`` is process-wide: while INC runs, other threads' temporary files land here
+    too (and go away with it); quantisation is not meant to run concurrently with itself. Descriptors
+    INC's ``mkstemp`` left open on files in the directory are closed, so their space is freed.
+    """
+    import tempfile
+
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="tfcpu-inc-") as workspace:
+        tempfile.tempdir = workspace
+        try:
+            yield workspace
+        finally:
+            tempfile.tempdir = saved
+            _close_descriptors_under(workspace)
+
+
+def _close_descriptors_under(directory: str) -> None:
+    """Close this process's descriptors on files inside ``directory`` (Linux ``/proc/self/fd``)."""
+    import os
+
+    fd_dir = "/proc/self/fd"
+    if not os.path.isdir(fd_dir):
+        return
+    prefix = os.path.realpath(directory) + os.sep
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            with contextlib.suppress(OSError):
+                os.close(int(name))
+                log.debug("closed descriptor %s INC left open on %s", name, target)
+
+
 def _configs(inc_tf: Any, settings: IncSettings) -> list[Any]:
     granularity = "per_channel" if settings.per_channel else "per_tensor"
     static = inc_tf.StaticQuantConfig(
@@ -148,12 +187,14 @@ def quantize_graph(
     """Run INC static quantisation on a frozen GraphDef; return the quantised GraphDef."""
     inc_tf = _import_inc()
     configs = _configs(inc_tf, settings)
-    import tempfile
 
     try:
         # INC writes work files (nc_workspace/, fp32_logged_graph.pb, requant_min_max.log) relative
-        # to the current directory unless told otherwise: keep them in a private temporary directory.
-        with _quiet_inc(), tempfile.TemporaryDirectory(prefix="tfcpu-inc-") as workspace:
+        # to the current directory unless told otherwise, and its calibration log (the min/max lines
+        # TensorFlow's Print ops write) to tempfile.mkstemp(suffix=".log") in the system temp dir,
+        # never deleting it (~200 KB per run) nor closing its descriptor: keep all of it in a private
+        # temporary directory that goes away with the call (_private_tempdir).
+        with _quiet_inc(), _private_tempdir() as workspace:
             wrapped = inc_tf.Model(graph_def, conf={"workspace_path": workspace})
             wrapped.workspace_path = workspace
             wrapped.input_tensor_names = list(input_names)

@@ -7,7 +7,11 @@ Accepted forms (see :meth:`tfcpu.Quantizer.calibrate`):
   arrays in input order, or an ``(inputs, labels)`` pair (labels are ignored);
 * a ``tf.data.Dataset`` yielding any of those batch forms;
 * a callable taking no argument and returning any of the forms above (e.g. a generator function);
-* ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy.
+* ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy;
+* a path (``str`` or ``os.PathLike``) to a ``.npy`` file (samples along axis 0, cut into batches)
+  or to a directory of ``.npy`` files (one batch each, sorted by name) — read by
+  :func:`load_files`, the one loader ``Quantizer.calibrate`` and ``tfcpu quantize --calibration``
+  share. The files are read when :meth:`tfcpu.Quantizer.run` starts, not when the plan is built.
 
 Every batch is checked against the model's input signature (dtype, rank, fixed dimensions)
 with :func:`tfcpu.runtime.feeds.check_array` *before* Intel Neural Compressor starts, so a bad
@@ -17,8 +21,10 @@ shape is a one-line :class:`~tfcpu.errors.ConfigError` naming the batch, not an 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +33,19 @@ from tfcpu.errors import ConfigError
 from tfcpu.graph.model import Model, tensor_name
 from tfcpu.runtime.feeds import check_array, synthetic_batch
 
-__all__ = ["Calibration", "describe_source", "materialise"]
+__all__ = [
+    "SYNTHETIC",
+    "Calibration",
+    "check_source",
+    "describe_source",
+    "is_file_source",
+    "load_files",
+    "materialise",
+    "resolve_path",
+]
+
+SYNTHETIC = "synthetic"
+_FILE_HINT = "give 'synthetic', FILE.npy (samples along axis 0) or a directory of .npy files (one batch each)"
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +72,77 @@ class Calibration:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibration:
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        try:
+            return cls(
+                source=str(data["source"]),
+                batches=int(data["batches"]),
+                batch_size=int(data["batch_size"]),
+                samples=int(data["samples"]),
+                synthetic=bool(data["synthetic"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("not a Calibration record", why=f"{type(exc).__name__}: {exc}") from exc
+
+
+def is_file_source(data: Any) -> bool:
+    """A path naming calibration files (anything os.PathLike, or a string other than "synthetic")."""
+    return isinstance(data, os.PathLike) or (isinstance(data, str) and data != SYNTHETIC)
+
+
+def check_source(data: str | os.PathLike[str], *, where: str) -> None:
+    """Refuse, without reading any file, a string that names neither a ``.npy`` file nor a directory.
+
+    Only ``os.path.isdir`` is asked (a directory has no suffix to tell it by); whether a ``.npy``
+    file exists and holds what the model takes is checked when the files are read.
+    """
+    text = os.fspath(data)
+    if isinstance(data, os.PathLike) or text.lower().endswith(".npy") or os.path.isdir(text):
+        return
+    raise ConfigError(f"unknown calibration source {text!r}", where=where, hint=_FILE_HINT + ", or pass the data")
+
+
+def resolve_path(spec: str | os.PathLike[str]) -> Path:
+    """The existing ``.npy`` file or directory ``spec`` names, or a ConfigError saying what is wrong."""
+    path = Path(spec)
+    if path.is_dir():
+        if not any(path.glob("*.npy")):
+            raise ConfigError("no .npy files in the calibration directory", where=str(path), hint=_FILE_HINT)
+        return path
+    if path.is_file():
+        if path.suffix.lower() != ".npy":
+            raise ConfigError("calibration files must be .npy files or a directory of them", where=str(path))
+        return path
+    raise ConfigError("calibration data not found", where=str(path), hint=_FILE_HINT)
+
+
+def load_files(spec: str | os.PathLike[str]) -> np.ndarray | list[np.ndarray]:
+    """Read calibration data from ``spec``: one array from a ``.npy`` file, or a list (one batch per
+    file, sorted by name) from a directory. Pickled arrays are refused.
+
+    Raises:
+        ConfigError: the path does not exist, holds no ``.npy`` file, or a file is not a readable array.
+    """
+    path = resolve_path(spec)
+    files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+    arrays = []
+    for file in files:
+        try:
+            arrays.append(np.load(file, allow_pickle=False))
+        except (OSError, ValueError, EOFError) as exc:
+            raise ConfigError(
+                "cannot read the calibration file",
+                where=str(file),
+                why=f"{type(exc).__name__}: {exc}",
+                hint="save it with numpy.save(path, array) (no pickled objects)",
+            ) from exc
+    return arrays if path.is_dir() else arrays[0]
 
 
 def describe_source(data: Any) -> str:
     """A short label for a calibration source (for messages and the result)."""
-    if isinstance(data, str):
-        return data
+    if isinstance(data, str | os.PathLike):
+        return os.fspath(data)
     if isinstance(data, np.ndarray):
         return f"array{tuple(data.shape)} {data.dtype}"
     if isinstance(data, Mapping):
@@ -76,11 +157,12 @@ def describe_source(data: Any) -> str:
 
 def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None, seed: int = 0) -> list[Batch]:
     """Return up to ``batches`` checked batches (dict by input tensor name) for ``model``."""
-    if isinstance(data, str):
-        if data != "synthetic":
-            raise ConfigError(f"unknown calibration source {data!r}", hint='use "synthetic" or pass real data')
+    if isinstance(data, str) and data == SYNTHETIC:
         size = batch_size or 8
         return [synthetic_batch(model, size, seed=seed + i) for i in range(batches)]
+    source = describe_source(data)
+    if is_file_source(data):
+        data = load_files(data)
     out: list[Batch] = []
     for index, raw in enumerate(_iterate(model, data, batch_size or 32)):
         if index >= batches:
@@ -89,7 +171,7 @@ def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None
     if not out:
         raise ConfigError(
             "the calibration data yielded no batch",
-            where=describe_source(data),
+            where=source,
             hint="pass at least one batch (an exhausted iterator yields nothing the second time)",
         )
     return out

@@ -14,7 +14,10 @@
 What ``run`` does, in order:
 
 1. checks the calibration batches against the model's inputs (ConfigError before INC starts);
-2. optimises the graph with ``GraphOptimizer.default()`` (unless ``.optimize(False)``) — on
+   calibration files (``.calibrate("cal.npy")``, a directory of ``.npy``) are read here;
+2. optimises the graph with ``GraphOptimizer.default()`` — a visible step: unless ``.optimize(False)``,
+   or the Model already came out of a GraphOptimizer (``Model.optimized_with``), in which case it is
+   not optimised again. The OptimizationResult is kept in ``QuantizationResult.optimization``. On
    Keras 3 graphs this folds the decomposed batch norms so INC can fuse Conv+BiasAdd+Relu
    chains instead of leaving every batch norm in FP32 between Dequantize/Quantize pairs;
 3. refuses politely (a warning, ``result.quantized`` False, the FP32 model returned unchanged)
@@ -26,27 +29,30 @@ What ``run`` does, in order:
 
 **oneDNN.** INT8 graphs from INC use oneDNN kernels. Stock TensorFlow turns oneDNN on by itself
 only on CPUs with VNNI/BF16/AMX; elsewhere (e.g. AVX2-only CPUs) it must be started with
-``TF_ENABLE_ONEDNN_OPTS=1``. If TensorFlow has not started yet, ``run`` sets that variable
-(logged); if it already started without oneDNN, the graph is still quantised but cannot be
-executed in this process, so the evaluation and the agreement check are refused/skipped.
+``TF_ENABLE_ONEDNN_OPTS=1``. ``run`` asks the precision policy (:mod:`tfcpu.session.precision`):
+if TensorFlow has not started yet, the policy sets that variable (logged); if it already started
+without oneDNN, the graph is still quantised but cannot be executed in this process, so the
+evaluation and the agreement check are refused/skipped.
+
+Builders store settings and do no I/O: ``.bf16()`` refuses a CPU without BF16 at once only when a
+topology was given (``Quantizer(topology=...)``); otherwise the machine is read by ``run``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tfcpu.errors import ConfigError, QuantizationError
-from tfcpu.graph.model import Model, is_quantized_op
-from tfcpu.quantize.calibration import Calibration, batch_size_of, describe_source, materialise
-from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, Trial, op_table
-from tfcpu.topology import Topology
+from tfcpu.errors import ConfigError, QuantizationError, did_you_mean
+from tfcpu.graph.model import FP32_NODES, NEEDS_ONEDNN, PRECISION, Model, copy_graph_def
+from tfcpu.quantize.calibration import check_source, describe_source, is_file_source
+from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, int8_ops
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.topology import Topology
 
 __all__ = ["Quantizer"]
 
@@ -63,9 +69,11 @@ SLOW_INT8_WARNING = (
 class Quantizer:
     """An immutable quantisation plan. Every method returns a new Quantizer.
 
-    Args:
-        topology: the machine to plan for (default: ``Topology.detect()`` when needed);
+    Attributes:
+        topology: the machine to plan for (default: ``Topology.detect()`` when :meth:`run` starts);
             inject a captured one in tests.
+        target: the runtime the quantised graph is for; ``"tensorflow"`` (INC for INT8, Grappler
+            for BF16). :meth:`run` dispatches on ``(target, precision)``.
     """
 
     precision: str = "int8"
@@ -81,6 +89,7 @@ class Quantizer:
     max_trials: int = 5
     optimize_first: bool = True
     topology: Topology | None = field(default=None, compare=False)
+    target: str = "tensorflow"
 
     # -- precision ------------------------------------------------------------------------
     def int8(self, per_channel: bool = True, symmetric: bool = True, algorithm: str = "minmax") -> Quantizer:
@@ -92,8 +101,6 @@ class Quantizer:
             algorithm: activation range calibration: ``"minmax"`` or ``"kl"`` (KL divergence).
         """
         if algorithm not in _ALGORITHMS:
-            from tfcpu.errors import did_you_mean
-
             raise ConfigError(
                 f"unknown calibration algorithm {algorithm!r}",
                 where="Quantizer.int8",
@@ -113,24 +120,24 @@ class Quantizer:
         """BF16 through oneDNN auto mixed precision — only where the CPU has AVX512_BF16 or AMX.
 
         Without them BF16 is emulated and slower than FP32 (measured 15 vs 25 img/s on a
-        ResNet-50), so the plan is refused with a ConfigError.
+        ResNet-50), so the plan is refused with a ConfigError: here when a topology was given,
+        otherwise by :meth:`run` (a builder does not read the machine).
         """
-        topo = self.topology or Topology.detect()
-        if not topo.precisions["bf16"].accelerated:
-            raise ConfigError(
-                "BF16 is not accelerated on this CPU",
-                where=topo.model_name or "this machine",
-                why="it has neither AVX512_BF16 nor AMX_BF16; BF16 would be emulated and slower than FP32",
-                hint="use .int8() (or stay in FP32) on this machine",
-            )
-        return replace(self, precision="bf16", topology=topo)
+        if self.topology is not None:
+            from tfcpu.session.precision import check_precision
+
+            check_precision("bf16", self.topology)
+        return replace(self, precision="bf16")
 
     # -- data and accuracy ------------------------------------------------------------------
     def calibrate(self, data: Any, batches: int = 10, batch_size: int | None = None) -> Quantizer:
         """Calibration data: a numpy array (or dict of arrays), a sequence/iterator of batches,
-        a ``tf.data.Dataset``, a callable returning batches, or ``"synthetic"``.
+        a ``tf.data.Dataset``, a callable returning batches, a ``.npy`` file or a directory of
+        ``.npy`` batches (a ``str`` or ``os.PathLike``; read by :meth:`run`, with the same loader
+        as ``tfcpu quantize --calibration``), or ``"synthetic"``.
 
         Args:
+            data: the calibration source (see above).
             batches: at most this many batches are used.
             batch_size: how an array is cut into batches (default 32; 8 for synthetic data).
 
@@ -139,12 +146,8 @@ class Quantizer:
         """
         if data is None:
             raise ConfigError("calibration data is None", where="Quantizer.calibrate", hint='pass data or "synthetic"')
-        if isinstance(data, str) and data != "synthetic":
-            raise ConfigError(
-                f"unknown calibration source {data!r}",
-                where="Quantizer.calibrate",
-                hint='pass "synthetic", or load the file first (numpy.load) and pass the array',
-            )
+        if is_file_source(data):
+            check_source(data, where="Quantizer.calibrate")
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ConfigError(f"batches must be an integer >= 1, got {batches!r}", where="Quantizer.calibrate")
         bad_size = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
@@ -174,7 +177,14 @@ class Quantizer:
         return replace(self, relative_loss=float(relative_loss), max_trials=max_trials)
 
     def optimize(self, enabled: bool = True) -> Quantizer:
-        """Run ``GraphOptimizer.default()`` before quantising (default True)."""
+        """Run ``GraphOptimizer.default()`` before quantising (default True).
+
+        A Model that already came out of a GraphOptimizer (``Model.optimized_with``) is never
+        optimised a second time; the result says so.
+
+        Args:
+            enabled: False quantises the graph as it is.
+        """
         return replace(self, optimize_first=bool(enabled))
 
     # -- description ------------------------------------------------------------------------
@@ -192,6 +202,7 @@ class Quantizer:
             "relative_loss": self.relative_loss,
             "max_trials": self.max_trials,
             "optimize": self.optimize_first,
+            "target": self.target,
         }
 
     def explain(self) -> str:
@@ -200,7 +211,23 @@ class Quantizer:
 
     # -- running ------------------------------------------------------------------------
     def run(self, model: Model, *, seed: int = 0) -> QuantizationResult:
-        """Quantise ``model`` (never modified) and return a :class:`QuantizationResult`."""
+        """Quantise ``model`` (never modified) and return a :class:`QuantizationResult`.
+
+        The terminal call: the machine is read here (``Topology.detect()`` unless a topology was
+        given), calibration files are read here, and oneDNN is decided by the precision policy
+        (:mod:`tfcpu.session.precision`). The stages run in ``tfcpu.quantize._pipeline``.
+
+        Args:
+            model: the FP32 Model; returned unchanged (the same object) when there is nothing to do.
+            seed: seed of synthetic calibration batches.
+
+        Raises:
+            ConfigError: not a Model, no calibration data for INT8, bad calibration data, or a
+                precision this CPU does not accelerate (BF16 without AVX512_BF16/AMX_BF16).
+            QuantizationError: INC or the BF16 rewrite failed, or the evaluation cannot run here.
+        """
+        from tfcpu.quantize import _pipeline
+
         if not isinstance(model, Model):
             raise ConfigError(
                 f"Quantizer.run needs a tfcpu Model, got {type(model).__name__}", hint="load it with tfcpu.load(...)"
@@ -211,143 +238,19 @@ class Quantizer:
                 where="Quantizer.run",
                 hint='call .calibrate(data) first (or .calibrate("synthetic") for speed tests only)',
             )
-        start = time.perf_counter()
-        warnings: list[str] = []
-        topo = self.topology or Topology.detect()
-        fast = bool(topo.precisions["int8"].accelerated)
-
-        batches: list[dict[str, Any]] = []
-        calibration = None
-        if self.calibration is not None:
-            batches = materialise(
-                model,
-                self.calibration,
-                batches=self.calibration_batches,
-                batch_size=self.calibration_batch_size,
-                seed=seed,
+        # One entry per (target, precision). A second backend (OpenVINO/NNCF) adds a builder that sets
+        # ``target`` and its entries here; everything after the dispatch is that backend's own pipeline.
+        pipelines = {("tensorflow", "int8"): _pipeline.run_int8, ("tensorflow", "bf16"): _pipeline.run_bf16}
+        pipeline = pipelines.get((self.target, self.precision))
+        if pipeline is None:
+            raise ConfigError(
+                f"no {self.precision} quantisation for the {self.target!r} target",
+                where="Quantizer.run",
+                hint=f"use one of {sorted(f'{t}/{p}' for t, p in pipelines)}",
             )
-            synthetic = isinstance(self.calibration, str)
-            calibration = Calibration(
-                source=describe_source(self.calibration),
-                batches=len(batches),
-                batch_size=batch_size_of(batches),
-                samples=sum(batch_size_of([b]) for b in batches),
-                synthetic=synthetic,
-            )
-            if synthetic:
-                _warn(warnings, SYNTHETIC_WARNING)
+        return pipeline(self, model, seed)
 
-        onednn = _ensure_onednn(topo)
-        common: dict[str, Any] = {"calibration": calibration, "onednn_enabled": onednn, "fast_int8_hardware": fast}
-
-        if self.precision == "bf16":
-            return self._run_bf16(model, warnings, common, start)
-
-        if not any(node.op in COMPUTE_OPS for node in model.graph_def.node):
-            _warn(
-                warnings,
-                f"nothing to quantise in {model.source}: it has no Conv/MatMul op "
-                f"({', '.join(COMPUTE_OPS[:4])} ...); the FP32 model is returned unchanged",
-            )
-            return QuantizationResult(
-                model=model,
-                quantized=False,
-                precision="fp32",
-                warnings=tuple(warnings),
-                seconds=round(time.perf_counter() - start, 3),
-                **common,
-            )
-        if not fast:
-            _warn(warnings, SLOW_INT8_WARNING)
-        if not onednn:
-            msg = (
-                "oneDNN is off in this TensorFlow process, so INT8 graphs cannot run here "
-                "(start Python with TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported)"
-            )
-            if self.evaluator is not None:
-                raise QuantizationError(
-                    "cannot evaluate the INT8 model in this process",
-                    why=msg,
-                    hint="set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow, or use `tfcpu quantize`",
-                )
-            _warn(warnings, msg + "; the agreement check is skipped")
-
-        fp32 = model
-        if self.optimize_first:
-            from tfcpu.graph.optimizer import GraphOptimizer
-
-            fp32 = GraphOptimizer.default().run(model).model
-
-        from tfcpu.quantize._inc import inc_version
-
-        fp32_metric = self._evaluate(fp32, "FP32") if self.evaluator is not None else None
-        trials: list[Trial] = []
-        candidates = _fallback_order(fp32)
-        best: tuple[Model, Trial] | None = None
-        for attempt in range(self.max_trials if self.evaluator is not None else 1):
-            kept = tuple(candidates[:attempt])
-            if attempt and len(kept) < attempt:
-                break  # every candidate is already FP32
-            qmodel = self._quantize(fp32, batches, kept)
-            metric = self._evaluate(qmodel, "INT8") if self.evaluator is not None else None
-            accepted = metric is None or fp32_metric is None or _within(fp32_metric, metric, self.relative_loss)
-            trial = Trial(kept, metric, accepted)
-            trials.append(trial)
-            log.info("INT8 trial %d: %d node(s) in FP32, metric %s", attempt + 1, len(kept), metric)
-            if best is None or (metric is not None and best[1].metric is not None and metric > best[1].metric):
-                best = (qmodel, trial)
-            if accepted:
-                best = (qmodel, trial)
-                break
-        assert best is not None
-        qmodel, chosen = best
-        if not chosen.accepted:
-            _warn(
-                warnings,
-                f"INT8 stayed outside the tolerance ({self.relative_loss:.2%}) after {len(trials)} trial(s); "
-                f"returning the best attempt — consider more calibration data, .int8(algorithm='kl') or FP32",
-            )
-
-        table = op_table(fp32.graph_def, qmodel.graph_def)
-        int8_ops = _int8_ops(qmodel.graph_def)
-        if not int8_ops:
-            _warn(warnings, f"INC quantised nothing in {model.source}; the FP32 model is returned unchanged")
-            return QuantizationResult(
-                model=model,
-                quantized=False,
-                precision="fp32",
-                op_types=table,
-                optimized=self.optimize_first,
-                inc_version=inc_version(),
-                trials=tuple(trials),
-                warnings=tuple(warnings),
-                seconds=round(time.perf_counter() - start, 3),
-                **common,
-            )
-        top1 = max_abs = None
-        if onednn and batches:
-            top1, max_abs = _agreement(fp32, qmodel, batches)
-        return QuantizationResult(
-            model=qmodel,
-            quantized=True,
-            precision="int8",
-            op_types=table,
-            quantized_ops=int8_ops,
-            kept_fp32_nodes=chosen.fp32_nodes,
-            fp32_metric=fp32_metric,
-            int8_metric=chosen.metric,
-            tolerance=self.relative_loss if self.evaluator is not None else None,
-            top1_agreement=top1,
-            max_abs_diff=max_abs,
-            optimized=self.optimize_first,
-            inc_version=inc_version(),
-            trials=tuple(trials),
-            warnings=tuple(warnings),
-            seconds=round(time.perf_counter() - start, 3),
-            **common,
-        )
-
-    # -- helpers --------------------------------------------------------------------------
+    # -- helpers (used by the pipeline) ---------------------------------------------------
     def _quantize(self, fp32: Model, batches: list[dict[str, Any]], kept: tuple[str, ...]) -> Model:
         from tfcpu.quantize._inc import IncSettings, quantize_graph
 
@@ -358,8 +261,9 @@ class Quantizer:
             smooth_quant_alpha=self.smooth_quant_alpha,
             fp32_nodes=kept,
         )
+        # INC rewrites the GraphDef it is given: it gets a copy, never the Model's own.
         graph_def = quantize_graph(
-            fp32.graph_def, fp32.input_names, fp32.output_names, batches, settings, source=fp32.source
+            copy_graph_def(fp32.graph_def), fp32.input_names, fp32.output_names, batches, settings, source=fp32.source
         )
         if graph_def.versions.producer == 0 and fp32.graph_def.versions.producer:
             # INC drops the producer versions; without them the saved file looks truncated to loaders.
@@ -375,11 +279,12 @@ class Quantizer:
             inputs=fp32.inputs,
             outputs=fp32.outputs,
             source=f"{fp32.source} [int8]",
-            metadata={**fp32.metadata, "precision": "int8", "fp32_nodes": list(kept), "needs_onednn": True},
+            metadata={**fp32.metadata, PRECISION: "int8", FP32_NODES: list(kept), NEEDS_ONEDNN: True},
         )
 
     def _evaluate(self, model: Model, label: str) -> float:
-        assert self.evaluator is not None
+        if self.evaluator is None:
+            raise QuantizationError(f"no evaluation function to measure the {label} model", where="Quantizer")
         try:
             value = float(self.evaluator(model))
         except Exception as exc:
@@ -392,42 +297,6 @@ class Quantizer:
             raise QuantizationError(f"the evaluation function returned NaN for the {label} model")
         log.info("%s metric: %.6g", label, value)
         return value
-
-    def _run_bf16(self, model: Model, warnings: list[str], common: dict[str, Any], start: float) -> QuantizationResult:
-        from tfcpu.quantize._bf16 import bf16_rewrite
-
-        if not common["onednn_enabled"]:
-            raise QuantizationError(
-                "the BF16 rewrite needs oneDNN, which is off in this TensorFlow process",
-                hint="set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow, or use `tfcpu quantize --bf16`",
-            )
-        fp32 = model
-        if self.optimize_first:
-            from tfcpu.graph.optimizer import GraphOptimizer
-
-            fp32 = GraphOptimizer.default().run(model).model
-        graph_def = bf16_rewrite(fp32.graph_def, fp32.output_names, source=fp32.source)
-        converted = sum(1 for n in graph_def.node if n.op == "Cast" and n.attr["DstT"].type == 14)
-        new = Model(
-            graph_def=graph_def,
-            inputs=fp32.inputs,
-            outputs=fp32.outputs,
-            source=f"{fp32.source} [bf16]",
-            metadata={**fp32.metadata, "precision": "bf16", "needs_onednn": True},
-        )
-        if not converted:
-            _warn(warnings, f"oneDNN's BF16 rewrite changed nothing in {model.source}; the FP32 model is returned")
-            new = model
-        return QuantizationResult(
-            model=new,
-            quantized=bool(converted),
-            precision="bf16" if converted else "fp32",
-            quantized_ops={"Cast->bfloat16": converted} if converted else {},
-            optimized=self.optimize_first,
-            warnings=tuple(warnings),
-            seconds=round(time.perf_counter() - start, 3),
-            **common,
-        )
 
 
 def _warn(warnings: list[str], message: str) -> None:
@@ -460,23 +329,7 @@ def _fallback_order(model: Model) -> list[str]:
     return out
 
 
-def _int8_ops(graph_def: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for node in graph_def.node:
-        if is_quantized_op(node.op):
-            counts[node.op] = counts.get(node.op, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def _ensure_onednn(topo: Topology) -> bool:
-    """Turn oneDNN on for this process if TensorFlow has not started yet; report whether it is on."""
-    from tfcpu.session.runtime import runtime_info
-
-    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it is imported (not when it starts running)
-    if "tensorflow" not in sys.modules and not topo.onednn_default and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-        log.info("set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow starts: INT8/BF16 graphs need oneDNN on this CPU")
-    return bool(runtime_info().onednn_enabled)
+_int8_ops = int8_ops  # the name earlier callers import
 
 
 def _agreement(fp32: Model, int8: Model, batches: list[dict[str, Any]]) -> tuple[float | None, float]:

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfcpu._render import TextTable
-from tfcpu.graph.model import Model
+from tfcpu.errors import ConfigError
+from tfcpu.graph.model import Model, is_quantized_op
 from tfcpu.quantize.calibration import Calibration
 
-__all__ = ["COMPUTE_OPS", "QUANTIZABLE_OPS", "OpTypeRow", "QuantizationResult", "Trial", "op_table"]
+if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.graph.optimizer import OptimizationResult
+
+__all__ = [
+    "BF16_CAST",
+    "COMPUTE_OPS",
+    "QUANTIZABLE_OPS",
+    "OpTypeRow",
+    "QuantizationResult",
+    "Trial",
+    "bf16_op_table",
+    "bf16_ops",
+    "int8_ops",
+    "op_table",
+]
+
+_DT_BFLOAT16 = 14  # tensorflow.core.framework.types_pb2.DT_BFLOAT16, without importing TensorFlow
+#: The key of ``quantized_ops`` that counts the Casts to bfloat16 a BF16 rewrite inserted.
+BF16_CAST = "Cast->bfloat16"
 
 # Ops INC 3.x turns into INT8 kernels; a graph without any of these has nothing worth quantising.
 COMPUTE_OPS = (
@@ -48,8 +68,11 @@ class OpTypeRow:
         return {"op": self.op, "total": self.total, "quantized": self.quantized, "kept_fp32": self.kept_fp32}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OpTypeRow:
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> OpTypeRow:
+        try:
+            return cls(str(data["op"]), int(data["total"]), int(data["quantized"]), int(data["kept_fp32"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("not an op-type row", why=f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -64,8 +87,12 @@ class Trial:
         return {"fp32_nodes": list(self.fp32_nodes), "metric": self.metric, "accepted": self.accepted}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Trial:
-        return cls(tuple(data["fp32_nodes"]), data["metric"], data["accepted"])
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        try:
+            metric = data["metric"]
+            return cls(tuple(data["fp32_nodes"]), None if metric is None else float(metric), bool(data["accepted"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("not a Trial record", why=f"{type(exc).__name__}: {exc}") from exc
 
 
 def op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
@@ -91,6 +118,46 @@ def op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
     return tuple(rows)
 
 
+def int8_ops(graph_def: Any) -> dict[str, int]:
+    """Histogram of the quantised op types (``Quantized*``, ``_Quantized*``...) in a GraphDef."""
+    counts: dict[str, int] = {}
+    for node in graph_def.node:
+        if is_quantized_op(node.op):
+            counts[node.op] = counts.get(node.op, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _is_bf16(node: Any) -> bool:
+    return "T" in node.attr and node.attr["T"].type == _DT_BFLOAT16
+
+
+def bf16_ops(graph_def: Any) -> dict[str, int]:
+    """The ops that compute in bfloat16 (their ``T`` attribute), read from the graph, plus :data:`BF16_CAST`."""
+    counts: dict[str, int] = {}
+    for node in graph_def.node:
+        if _is_bf16(node):
+            counts[node.op] = counts.get(node.op, 0) + 1
+    casts = sum(1 for n in graph_def.node if n.op == "Cast" and n.attr["DstT"].type == _DT_BFLOAT16)
+    out = dict(sorted(counts.items()))
+    if casts:
+        out[BF16_CAST] = casts
+    return out
+
+
+def bf16_op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
+    """Per op type that runs in bfloat16 after the rewrite: nodes in the FP32 graph, how many are BF16 now."""
+    converted = {op: n for op, n in bf16_ops(after).items() if op != BF16_CAST}
+    totals: dict[str, int] = {}
+    for node in before.node:
+        if node.op in converted:
+            totals[node.op] = totals.get(node.op, 0) + 1
+    rows = []
+    for op, n in converted.items():
+        total = max(totals.get(op, 0), n)
+        rows.append(OpTypeRow(op, total, n, total - n))
+    return tuple(sorted(rows, key=lambda r: (-r.quantized, r.op)))
+
+
 @dataclass(frozen=True)
 class QuantizationResult(TextTable):
     """The outcome of :meth:`tfcpu.Quantizer.run`.
@@ -101,14 +168,18 @@ class QuantizationResult(TextTable):
         quantized: whether any op runs in INT8 (or the graph was rewritten to BF16).
         precision: ``"int8"``, ``"bf16"`` or ``"fp32"`` (nothing was quantised).
         op_types: per quantisable op type, quantised vs kept in FP32.
-        quantized_ops: histogram of the INT8 op types in the new graph.
+        quantized_ops: histogram of the INT8 op types in the new graph (BF16: the op types whose ``T``
+            is bfloat16, and ``"Cast->bfloat16"``: the casts inserted), read from the graph.
         kept_fp32_nodes: nodes the accuracy-driven loop forced back to FP32.
         fp32_metric / int8_metric: the user's evaluation (higher is better), when given.
         top1_agreement: share of calibration samples whose arg-max agrees, FP32 vs INT8
             (rank-2 outputs with more than one class); None when not measured.
         max_abs_diff: largest absolute output difference on the calibration data.
         calibration: what the calibration used.
-        optimized: whether GraphOptimizer.default() ran first.
+        optimized: whether the graph that was quantised came out of GraphOptimizer (here, or before).
+        optimization: the GraphOptimizer run this call made (None when it made none: ``.optimize(False)``,
+            or the model was already optimised, see ``Model.optimized_with``).
+        requested: the precision the plan asked for (``precision`` says what the graph got).
         fast_int8_hardware: the CPU has VNNI or AMX (otherwise INT8 gains are smaller and model-dependent).
         trials: the attempts of the accuracy-driven loop.
         warnings: everything the user should know (also logged).
@@ -134,6 +205,8 @@ class QuantizationResult(TextTable):
     trials: tuple[Trial, ...] = ()
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    optimization: OptimizationResult | None = None
+    requested: str = "int8"
 
     @property
     def relative_loss(self) -> float | None:
@@ -165,16 +238,31 @@ class QuantizationResult(TextTable):
             "trials": [t.to_dict() for t in self.trials],
             "warnings": list(self.warnings),
             "seconds": self.seconds,
+            "optimization": None if self.optimization is None else self.optimization.to_dict(),
+            "requested": self.requested,
         }
 
     # -- rendering ------------------------------------------------------------------------
-    _COLUMNS = ("op type", "nodes", "INT8", "kept FP32")
+    @property
+    def _label(self) -> str:
+        return "BF16" if self.requested == "bf16" else "INT8"
+
+    @property
+    def _columns(self) -> tuple[str, ...]:
+        return ("op type", "nodes", self._label, "kept FP32")
+
+    @property
+    def _title(self) -> str:
+        what = "BF16 conversion" if self.requested == "bf16" else "INT8 quantisation"
+        return f"{what} of {self.model.source}"
 
     def _rows(self) -> list[list[Any]]:
         return [[r.op, r.total, r.quantized, r.kept_fp32] for r in self.op_types]
 
     def _lines(self) -> list[str]:
         lines = [f"precision: {self.precision} ({'quantised' if self.quantized else 'unchanged FP32 model'})"]
+        if self.requested == "bf16" and self.quantized_ops.get(BF16_CAST):
+            lines.append(f"casts to bfloat16 inserted: {self.quantized_ops[BF16_CAST]}")
         if self.calibration is not None:
             c = self.calibration
             lines.append(
@@ -195,7 +283,10 @@ class QuantizationResult(TextTable):
             lines.append(f"max abs output difference: {self.max_abs_diff:.4g}")
         if self.kept_fp32_nodes:
             lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
-        lines.append(f"graph optimised first: {'yes' if self.optimized else 'no'}; time {self.seconds:.1f} s")
+        optimised = "no"
+        if self.optimized:
+            optimised = "yes" if self.optimization is not None else "yes (before Quantizer.run; not again)"
+        lines.append(f"graph optimised first: {optimised}; time {self.seconds:.1f} s")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
 
@@ -206,7 +297,7 @@ class QuantizationResult(TextTable):
         from tfcpu._render import rich_table
 
         return Group(
-            rich_table(f"Quantisation of {self.model.source}", self._COLUMNS, self._rows()),
+            rich_table(self._title, self._columns, self._rows()),
             *(Text(line) for line in self._lines()),
         )
 
@@ -216,4 +307,4 @@ class QuantizationResult(TextTable):
         from tfcpu._render import html_table
 
         body = "".join(f"<li>{html.escape(line)}</li>" for line in self._lines())
-        return html_table(f"Quantisation of {self.model.source}", self._COLUMNS, self._rows()) + f"<ul>{body}</ul>"
+        return html_table(self._title, self._columns, self._rows()) + f"<ul>{body}</ul>"

@@ -53,6 +53,7 @@ __all__ = [
     "child_env",
     "decide_for",
     "decide_onednn",
+    "ensure_in_process",
     "filtered_stderr",
     "is_chatter",
     "library_log_default",
@@ -318,6 +319,21 @@ def filtered_stderr() -> Iterator[None]:
             kept = [line for line in sink.read().decode(errors="replace").splitlines(True) if not is_chatter(line)]
             if kept:
                 os.write(2, "".join(kept).encode())
+
+
+def ensure_in_process(decision: OneDnnDecision) -> bool:
+    """Carry out ``decision`` here if TensorFlow has not been imported yet; report whether oneDNN is on.
+
+    Unlike :func:`prepare_process` it never raises: a caller that can still do useful work without
+    running the graph (the Quantizer quantises, then skips its agreement check) asks this and decides.
+    Imports TensorFlow (to read what the running build has).
+
+    Args:
+        decision: what the process must have (:func:`decide_onednn` / :func:`decide_for`).
+    """
+    if "tensorflow" not in sys.modules:
+        prepare_process(decision, where="this process")
+    return _onednn_running()
 
 
 def _onednn_running() -> bool:

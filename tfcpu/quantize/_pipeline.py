@@ -1,0 +1,274 @@
+"""The stages of :meth:`tfcpu.Quantizer.run`, each handing the next a value, once.
+
+::
+
+    prepare(plan, model)  -> Prepared    machine read, calibration read and checked, oneDNN decided
+    optimise(prepared)    -> Prepared    GraphOptimizer.default() unless off or already optimised
+    run_int8 / run_bf16   -> Outcome     what the quantiser made (model, ops, metrics, trials)
+    build_result(...)     -> QuantizationResult   built here and nowhere else
+
+Everything the result reports is read from these values; nothing is measured twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from tfcpu.errors import QuantizationError
+from tfcpu.graph.model import NEEDS_ONEDNN, PRECISION, Model, copy_graph_def
+from tfcpu.quantize.calibration import Calibration, batch_size_of, describe_source, materialise
+from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, Trial, bf16_op_table, bf16_ops, int8_ops, op_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.graph.optimizer import OptimizationResult
+    from tfcpu.quantize.quantizer import Quantizer
+    from tfcpu.topology import Topology
+
+__all__ = ["Outcome", "Prepared", "build_result", "run_bf16", "run_int8"]
+
+log = logging.getLogger("tfcpu.quantize.quantizer")  # the logger users filter on since the start
+
+_ONEDNN_OFF = (
+    "oneDNN is off in this TensorFlow process, so INT8 graphs cannot run here "
+    "(start Python with oneDNN on, e.g. SessionConfig...with_onednn(True).apply(), before TensorFlow is imported)"
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every pipeline starts from (built once by :func:`prepare`)."""
+
+    plan: Quantizer
+    source: Model
+    fp32: Model
+    topology: Topology
+    batches: tuple[dict[str, Any], ...]
+    calibration: Calibration | None
+    onednn: bool
+    start: float
+    warnings: tuple[str, ...] = ()
+    optimization: OptimizationResult | None = None
+
+    def warn(self, message: str) -> Prepared:
+        log.warning(message)
+        return replace(self, warnings=(*self.warnings, message))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a quantiser made of the FP32 graph."""
+
+    model: Model
+    precision: str
+    op_types: tuple[Any, ...] = ()
+    quantized_ops: dict[str, int] = field(default_factory=dict)
+    kept_fp32_nodes: tuple[str, ...] = ()
+    fp32_metric: float | None = None
+    int8_metric: float | None = None
+    tolerance: float | None = None
+    top1_agreement: float | None = None
+    max_abs_diff: float | None = None
+    inc_version: str | None = None
+    trials: tuple[Trial, ...] = ()
+
+
+def prepare(plan: Quantizer, model: Model, seed: int) -> Prepared:
+    """Read the machine and the calibration data; decide oneDNN for this process."""
+    from tfcpu.session.precision import decide_onednn, ensure_in_process
+    from tfcpu.topology import Topology
+
+    start = time.perf_counter()
+    topo = plan.topology or Topology.detect()
+    batches: list[dict[str, Any]] = []
+    calibration = None
+    synthetic = False
+    if plan.calibration is not None:
+        batches = materialise(
+            model, plan.calibration, batches=plan.calibration_batches, batch_size=plan.calibration_batch_size, seed=seed
+        )
+        synthetic = isinstance(plan.calibration, str) and plan.calibration == "synthetic"
+        calibration = Calibration(
+            source=describe_source(plan.calibration),
+            batches=len(batches),
+            batch_size=batch_size_of(batches),
+            samples=sum(batch_size_of([b]) for b in batches),
+            synthetic=synthetic,
+        )
+    # The quantised graph needs oneDNN: the one policy decides, and sets it if TensorFlow has not started.
+    onednn = ensure_in_process(decide_onednn(needs_onednn=True))
+    prepared = Prepared(plan, model, model, topo, tuple(batches), calibration, onednn, start)
+    if synthetic:
+        from tfcpu.quantize.quantizer import SYNTHETIC_WARNING
+
+        prepared = prepared.warn(SYNTHETIC_WARNING)
+    return prepared
+
+
+def optimise(prepared: Prepared) -> Prepared:
+    """``GraphOptimizer.default()`` once: not with ``.optimize(False)``, not on an optimised Model."""
+    model = prepared.source
+    if not prepared.plan.optimize_first:
+        return prepared
+    if model.optimized_with is not None:
+        log.info("%s is already optimised (%s): not optimised again", model.source, ", ".join(model.optimized_with))
+        return prepared
+    from tfcpu.graph.optimizer import GraphOptimizer
+
+    result = GraphOptimizer.default().run(model)
+    return replace(prepared, fp32=result.model, optimization=result)
+
+
+def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
+    """The one place a QuantizationResult is made."""
+    quantized = outcome.precision != "fp32"
+    return QuantizationResult(
+        model=outcome.model,
+        quantized=quantized,
+        precision=outcome.precision,
+        op_types=outcome.op_types,
+        quantized_ops=outcome.quantized_ops,
+        kept_fp32_nodes=outcome.kept_fp32_nodes,
+        fp32_metric=outcome.fp32_metric,
+        int8_metric=outcome.int8_metric,
+        tolerance=outcome.tolerance,
+        top1_agreement=outcome.top1_agreement,
+        max_abs_diff=outcome.max_abs_diff,
+        calibration=prepared.calibration,
+        optimized=prepared.fp32.optimized_with is not None,
+        fast_int8_hardware=bool(prepared.topology.precisions["int8"].accelerated),
+        onednn_enabled=prepared.onednn,
+        inc_version=outcome.inc_version,
+        trials=outcome.trials,
+        warnings=prepared.warnings,
+        seconds=round(time.perf_counter() - prepared.start, 3),
+        optimization=prepared.optimization,
+        requested=prepared.plan.precision,
+    )
+
+
+# -- INT8 -----------------------------------------------------------------------------------
+def run_int8(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
+    """INT8 through INC: prepare, refuse an empty graph, optimise, trial loop, agreement."""
+    from tfcpu.quantize.quantizer import SLOW_INT8_WARNING
+
+    prepared = prepare(plan, model, seed)
+    if not any(node.op in COMPUTE_OPS for node in model.graph_def.node):
+        prepared = prepared.warn(
+            f"nothing to quantise in {model.source}: it has no Conv/MatMul op "
+            f"({', '.join(COMPUTE_OPS[:4])} ...); the FP32 model is returned unchanged"
+        )
+        return build_result(prepared, Outcome(model=model, precision="fp32"))
+    if not prepared.topology.precisions["int8"].accelerated:
+        prepared = prepared.warn(SLOW_INT8_WARNING)
+    if not prepared.onednn:
+        if plan.evaluator is not None:
+            raise QuantizationError(
+                "cannot evaluate the INT8 model in this process",
+                why=_ONEDNN_OFF,
+                hint="turn oneDNN on before importing TensorFlow (tfcpu.SessionConfig...with_onednn(True).apply()), "
+                "or use `tfcpu quantize`",
+            )
+        prepared = prepared.warn(_ONEDNN_OFF + "; the agreement check is skipped")
+    prepared = optimise(prepared)
+    outcome, prepared = _trials(prepared)
+    return build_result(prepared, outcome)
+
+
+def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
+    from tfcpu.quantize._inc import inc_version
+    from tfcpu.quantize.quantizer import _agreement, _fallback_order, _within
+
+    plan, fp32, batches = prepared.plan, prepared.fp32, list(prepared.batches)
+    fp32_metric = plan._evaluate(fp32, "FP32") if plan.evaluator is not None else None
+    trials: list[Trial] = []
+    candidates = _fallback_order(fp32)
+    best: tuple[Model, Trial] | None = None
+    for attempt in range(plan.max_trials if plan.evaluator is not None else 1):
+        kept = tuple(candidates[:attempt])
+        if attempt and len(kept) < attempt:
+            break  # every candidate is already FP32
+        qmodel = plan._quantize(fp32, batches, kept)
+        metric = plan._evaluate(qmodel, "INT8") if plan.evaluator is not None else None
+        accepted = metric is None or fp32_metric is None or _within(fp32_metric, metric, plan.relative_loss)
+        trial = Trial(kept, metric, accepted)
+        trials.append(trial)
+        log.info("INT8 trial %d: %d node(s) in FP32, metric %s", attempt + 1, len(kept), metric)
+        better = best is None or (metric is not None and best[1].metric is not None and metric > best[1].metric)
+        if better or accepted:
+            best = (qmodel, trial)
+        if accepted:
+            break
+    if best is None:  # max_trials >= 1 is validated by the builder, so the loop ran at least once
+        raise QuantizationError("no INT8 trial ran", where=fp32.source)
+    qmodel, chosen = best
+    if not chosen.accepted:
+        prepared = prepared.warn(
+            f"INT8 stayed outside the tolerance ({plan.relative_loss:.2%}) after {len(trials)} trial(s); "
+            f"returning the best attempt — consider more calibration data, .int8(algorithm='kl') or FP32"
+        )
+    common: dict[str, Any] = {
+        "op_types": op_table(fp32.graph_def, qmodel.graph_def),
+        "inc_version": inc_version(),
+        "trials": tuple(trials),
+    }
+    found = int8_ops(qmodel.graph_def)
+    if not found:
+        prepared = prepared.warn(
+            f"INC quantised nothing in {prepared.source.source}; the FP32 model is returned unchanged"
+        )
+        return Outcome(model=prepared.source, precision="fp32", **common), prepared
+    top1 = max_abs = None
+    if prepared.onednn and batches:
+        top1, max_abs = _agreement(fp32, qmodel, batches)
+    outcome = Outcome(
+        model=qmodel,
+        precision="int8",
+        quantized_ops=found,
+        kept_fp32_nodes=chosen.fp32_nodes,
+        fp32_metric=fp32_metric,
+        int8_metric=chosen.metric,
+        tolerance=plan.relative_loss if plan.evaluator is not None else None,
+        top1_agreement=top1,
+        max_abs_diff=max_abs,
+        **common,
+    )
+    return outcome, prepared
+
+
+# -- BF16 -----------------------------------------------------------------------------------
+def run_bf16(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
+    """BF16 through Grappler's oneDNN auto mixed precision, on a CPU that accelerates BF16."""
+    from tfcpu.quantize._bf16 import bf16_rewrite
+    from tfcpu.session.precision import check_precision
+    from tfcpu.topology import Topology
+
+    check_precision("bf16", plan.topology or Topology.detect())  # the machine is read here, not in .bf16()
+    prepared = prepare(plan, model, seed)
+    if not prepared.onednn:
+        raise QuantizationError(
+            "the BF16 rewrite needs oneDNN, which is off in this TensorFlow process",
+            hint="turn oneDNN on before importing TensorFlow (tfcpu.SessionConfig...with_onednn(True).apply()), "
+            "or use `tfcpu quantize --bf16`",
+        )
+    prepared = optimise(prepared)
+    fp32 = prepared.fp32
+    # Grappler gets a copy: the Model's own GraphDef is never handed to TensorFlow mutable.
+    graph_def = bf16_rewrite(copy_graph_def(fp32.graph_def), fp32.output_names, source=fp32.source)
+    found = bf16_ops(graph_def)
+    if not found:
+        prepared = prepared.warn(f"oneDNN's BF16 rewrite changed nothing in {model.source}; the FP32 model is returned")
+        return build_result(prepared, Outcome(model=model, precision="fp32"))
+    new = Model(
+        graph_def=graph_def,
+        inputs=fp32.inputs,
+        outputs=fp32.outputs,
+        source=f"{fp32.source} [bf16]",
+        metadata={**fp32.metadata, PRECISION: "bf16", NEEDS_ONEDNN: True},
+    )
+    outcome = Outcome(
+        model=new, precision="bf16", op_types=bf16_op_table(fp32.graph_def, graph_def), quantized_ops=found
+    )
+    return build_result(prepared, outcome)
