@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 
 from tfcpu._render import print_rich
 from tfcpu.cli.topology import read_topology
 from tfcpu.session.config import SessionConfig
+from tfcpu.session.precision import ONEDNN
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,11 +24,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--intra-op-threads", type=int, metavar="N", help="override intra-op threads")
     p.add_argument("--inter-op-threads", type=int, metavar="N", help="override inter-op threads")
     p.add_argument("--omp-threads", type=int, metavar="N", help="override OMP_NUM_THREADS")
-    p.add_argument("--onednn", choices=("on", "off"), help="set TF_ENABLE_ONEDNN_OPTS=1/0")
+    p.add_argument("--onednn", choices=("on", "off"), help=f"set {ONEDNN}=1/0")
     p.add_argument("--no-trust-env", action="store_true", help="ignore variables already set in the environment")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    out.add_argument("--env", action="store_true", help='print `export` lines for a shell (eval "$(...)")')
+    out.add_argument(
+        "--env",
+        action="store_true",
+        help='print `export` lines for a shell (eval "$(...)"); settings that take no effect on this runtime '
+        "are printed commented out, with the reason",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,11 +54,12 @@ def build(args: argparse.Namespace) -> SessionConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = build(args)
-    if args.env:
-        for name, value in config.env().items():
-            print(f"export {name}={shlex.quote(value)}")
-        return 0
     explanation = config.explain()
+    if args.env:
+        # Only what takes effect on this runtime is exported; the rest stays visible, commented out.
+        for line in explanation.shell_exports():
+            print(line)
+        return 0
     if args.json:
         print(json.dumps(explanation.to_dict(), indent=2))
     else:

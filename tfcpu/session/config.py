@@ -22,272 +22,103 @@ precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own varia
 ``itex.ConfigProto`` (:meth:`SessionConfig.itex_config`); see docs/itex.md.
 
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
-default) a variable already in ``os.environ``, then tfcpu's default. A user's
+default) a variable already in the environment, then tfcpu's default. A user's
 ``OMP_NUM_THREADS=8`` in the shell therefore wins over the default, and ``explain()`` says so.
+The environment is read at defined points only: the properties (``intra_op_threads``...) are
+resolved once against a snapshot of the managed variables taken when the config is first built
+(carried by every ``with_*`` copy); the terminal calls ``env()``, ``explain()`` and ``apply()``
+resolve against the environment at the call, or an explicit ``environ=`` mapping.
+
+The module is split along its concerns: :mod:`tfcpu.session.itex` (ITEX settings),
+:mod:`tfcpu.session.explain` (explanation rows and their renderer), ``tfcpu.session._resolve``
+(names and environment resolution); this module is the builder and its terminal calls. Every
+name that lived here is still importable from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tfcpu._render import TextTable, html_table, rich_table
-from tfcpu.errors import ConfigError, did_you_mean
+from tfcpu._render import html_table, rich_table
+from tfcpu.errors import ConfigError
+from tfcpu.session._conflicts import onednn_conflict, thread_conflicts
+from tfcpu.session._record import fields_from_record, record
+from tfcpu.session._resolve import (
+    AFFINITY,
+    BLOCKTIME,
+    DEFAULT_KMP_AFFINITY,
+    ENV_NAME,
+    INTER,
+    INTRA,
+    MANAGED,
+    OMP,
+    ONEDNN,
+    SETTINGS,
+    Resolved,
+    env_int,
+    kmp_changes,
+    merge_extra_env,
+    resolve,
+)
+from tfcpu.session._resolve import check_threads as _check_threads
+from tfcpu.session.explain import ExplainRow, Explanation, explain_rows
+from tfcpu.session.itex import (
+    ITEX_AMP,
+    ITEX_AMP_CHOICES,
+    ITEX_AMP_TYPE,
+    ITEX_LAYOUT,
+    ITEX_THREADPOOL,
+    ITEX_THREADPOOLS,
+    ITEX_VARS,
+    ItexSettings,
+    check_itex_bf16,
+    itex_config,
+    itex_installed,
+    require_itex,
+)
 
 if TYPE_CHECKING:
     from tfcpu.session.runtime import RuntimeInfo
     from tfcpu.topology import Topology
 
-__all__ = ["DEFAULT_KMP_AFFINITY", "ExplainRow", "Explanation", "ItexSettings", "SessionConfig", "itex_installed"]
+__all__ = [
+    "AFFINITY",
+    "BLOCKTIME",
+    "DEFAULT_KMP_AFFINITY",
+    "INTER",
+    "INTRA",
+    "ITEX_AMP",
+    "ITEX_AMP_CHOICES",
+    "ITEX_AMP_TYPE",
+    "ITEX_LAYOUT",
+    "ITEX_THREADPOOL",
+    "ITEX_THREADPOOLS",
+    "ITEX_VARS",
+    "MANAGED",
+    "OMP",
+    "ONEDNN",
+    "SETTINGS",
+    "ExplainRow",
+    "Explanation",
+    "ItexSettings",
+    "SessionConfig",
+    "itex_installed",
+]
 
 log = logging.getLogger(__name__)
 
-#: The white paper's ``KMP_AFFINITY`` for one process that owns the machine (Section 5).
-DEFAULT_KMP_AFFINITY = "granularity=fine,verbose,compact,1,0"
-
-INTRA = "TF_NUM_INTRAOP_THREADS"
-INTER = "TF_NUM_INTEROP_THREADS"
-OMP = "OMP_NUM_THREADS"
-BLOCKTIME = "KMP_BLOCKTIME"
-SETTINGS = "KMP_SETTINGS"
-AFFINITY = "KMP_AFFINITY"
-ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
-
-#: Variables SessionConfig manages itself, with the builder that sets each.
-MANAGED: dict[str, str] = {
-    INTRA: "with_intra_op_threads",
-    INTER: "with_inter_op_threads",
-    OMP: "with_omp_threads",
-    BLOCKTIME: "with_kmp(blocktime=...)",
-    SETTINGS: "with_kmp(settings=...)",
-    AFFINITY: "with_kmp(affinity=...)",
-    ONEDNN: "with_onednn",
-}
-
-# Intel Extension for TensorFlow's variables (names as ITEX 2.15 reads them, see docs/itex.md).
-ITEX_AMP = "ITEX_AUTO_MIXED_PRECISION"
-ITEX_AMP_TYPE = "ITEX_AUTO_MIXED_PRECISION_DATA_TYPE"
-ITEX_LAYOUT = "ITEX_LAYOUT_OPT"
-ITEX_THREADPOOL = "ITEX_OMP_THREADPOOL"
-ITEX_VARS = (ITEX_AMP, ITEX_AMP_TYPE, ITEX_LAYOUT, ITEX_THREADPOOL)
-ITEX_AMP_CHOICES = ("bf16",)
-ITEX_THREADPOOLS = ("openmp", "eigen")
-
-
-def itex_installed() -> bool:
-    """Whether ``intel_extension_for_tensorflow`` can be imported (does not import it)."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("intel_extension_for_tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _require_itex(where: str) -> None:
-    if not itex_installed():
-        from tfcpu.errors import MissingDependencyError
-
-        err = MissingDependencyError(
-            "intel-extension-for-tensorflow",
-            extra="itex",
-            purpose=f"{where} configures Intel Extension for TensorFlow (needs TensorFlow 2.15, Python 3.11)",
-        )
-        raise err
-
-
-def _check_itex_bf16(isa: tuple[str, ...] | None = None) -> None:
-    """ITEX runs bf16 only on its AVX-512 backend; its AVX2 backend crashed (SIGSEGV) with bf16 AMP."""
-    if isa is None:
-        from tfcpu.topology import Topology
-
-        isa = Topology.detect().isa
-    if "avx512f" not in isa:
-        raise ConfigError(
-            "ITEX bf16 mixed precision needs AVX-512",
-            where="with_itex(amp='bf16')",
-            why="this CPU has no AVX-512, so ITEX loads its AVX2 backend, which crashed the process "
-            "(SIGSEGV) running a bf16-converted ResNet-50 in tfcpu's tests",
-            hint="use amp=None (FP32) here; bf16 pays only with AVX512_BF16 or AMX",
-        )
-
-
-@dataclass(frozen=True)
-class ItexSettings:
-    """Intel Extension for TensorFlow settings (see :meth:`SessionConfig.with_itex`).
-
-    Attributes:
-        amp: ``"bf16"`` turns on ITEX's auto mixed precision (it rewrites frozen graphs too);
-            ``None`` keeps FP32.
-        layout: ITEX's oneDNN layout optimisation on/off; ``None`` keeps ITEX's default.
-        threadpool: ``"openmp"`` (ITEX's default: its oneDNN kernels run on an OpenMP pool, so
-            ``OMP_NUM_THREADS``/``KMP_*`` apply) or ``"eigen"`` (TensorFlow's pool, KMP_* inert).
-    """
-
-    amp: str | None = None
-    layout: bool | None = None
-    threadpool: str = "openmp"
-
-    def __post_init__(self) -> None:
-        if self.amp is not None and self.amp not in ITEX_AMP_CHOICES:
-            raise ConfigError(
-                "unknown ITEX mixed precision",
-                where="with_itex(amp=...)",
-                why=f"got {self.amp!r}; ITEX on CPU supports bf16",
-                hint=did_you_mean(str(self.amp), ITEX_AMP_CHOICES) or 'use amp="bf16" or amp=None',
-            )
-        if self.layout is not None and not isinstance(self.layout, bool):
-            raise ConfigError(
-                "layout must be True, False or None", where="with_itex(layout=...)", why=repr(self.layout)
-            )
-        if self.threadpool not in ITEX_THREADPOOLS:
-            raise ConfigError(
-                "unknown ITEX thread pool",
-                where="with_itex(threadpool=...)",
-                why=f"got {self.threadpool!r}",
-                hint=did_you_mean(str(self.threadpool), ITEX_THREADPOOLS) or 'use "openmp" or "eigen"',
-            )
-
-    def env(self) -> dict[str, str]:
-        """ITEX's own variables for these settings (read by ITEX when TensorFlow starts)."""
-        out = {ITEX_THREADPOOL: "1" if self.threadpool == "openmp" else "0"}
-        if self.amp is not None:
-            out[ITEX_AMP] = "1"
-            out[ITEX_AMP_TYPE] = "BFLOAT16"
-        if self.layout is not None:
-            out[ITEX_LAYOUT] = "1" if self.layout else "0"
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"amp": self.amp, "layout": self.layout, "threadpool": self.threadpool}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ItexSettings:
-        return cls(amp=data.get("amp"), layout=data.get("layout"), threadpool=str(data.get("threadpool", "openmp")))
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_MAX_THREADS = 4096
-
-# Extra variables whose effect tfcpu knows: name -> (effect on stock TF, why).
-_KNOWN_EXTRA: dict[str, tuple[bool | None, str]] = {
-    "TF_CPP_MIN_LOG_LEVEL": (True, "filters TensorFlow's C++ log lines; read when TensorFlow is imported"),
-    "ONEDNN_VERBOSE": (None, "oneDNN prints one line per primitive; only when oneDNN is enabled"),
-    "DNNL_VERBOSE": (None, "old name of ONEDNN_VERBOSE; only when oneDNN is enabled"),
-    "ONEDNN_MAX_CPU_ISA": (None, "caps the ISA oneDNN uses; only when oneDNN is enabled"),
-    "OPENBLAS_NUM_THREADS": (False, "caps NumPy's OpenBLAS threads; TensorFlow does not use OpenBLAS"),
-    "MKL_NUM_THREADS": (False, "caps Intel MKL threads; stock TensorFlow does not link MKL"),
-}
-
-
-def _check_threads(name: str, value: object, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer", where=name, why=f"got {value!r}", hint=f"pass e.g. {name}=4")
-    low = 0 if allow_zero else 1
-    if not low <= value <= _MAX_THREADS:
-        raise ConfigError(
-            f"{name} out of range",
-            where=name,
-            why=f"got {value}, expected {low}..{_MAX_THREADS}" + (" (0 lets TensorFlow choose)" if allow_zero else ""),
-            hint="use the number of physical cores the process may use (Topology.usable_physical_cores)",
-        )
-    return value
-
-
-def _env_int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = int(text.strip())
-    except ValueError:
-        return None
-    return value if value >= 1 else None
-
-
-@dataclass(frozen=True)
-class ExplainRow:
-    """One setting: its value, whether it takes effect on the runtime, why, and where it came from."""
-
-    setting: str
-    value: str
-    takes_effect: bool | None
-    why: str
-    source: str
-
-    @property
-    def effect_text(self) -> str:
-        return {True: "yes", False: "no", None: "depends"}[self.takes_effect]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "setting": self.setting,
-            "value": self.value,
-            "takes_effect": self.takes_effect,
-            "why": self.why,
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True)
-class Explanation(TextTable):
-    """What a :class:`SessionConfig` sets and what of it the installed TensorFlow honours."""
-
-    rows: tuple[ExplainRow, ...]
-    runtime: tuple[tuple[str, str], ...]
-    env: tuple[tuple[str, str], ...]
-    notes: tuple[str, ...] = ()
-
-    _COLUMNS = ("setting", "value", "takes effect", "why", "source")
-
-    def row(self, setting: str) -> ExplainRow:
-        """The row of ``setting`` (``"KMP_AFFINITY"``, ``"intra_op_parallelism_threads"``...)."""
-        for r in self.rows:
-            if r.setting == setting:
-                return r
-        hint = did_you_mean(setting, [r.setting for r in self.rows])
-        raise ConfigError("no such setting in this explanation", where=setting, hint=hint)
-
-    def _cells(self) -> list[tuple[str, str, str, str, str]]:
-        return [(r.setting, r.value, r.effect_text, r.why, r.source) for r in self.rows]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "runtime": dict(self.runtime),
-            "rows": [r.to_dict() for r in self.rows],
-            "env": dict(self.env),
-            "notes": list(self.notes),
-        }
-
-    def to_markdown(self) -> str:
-        """A Markdown table (used to write docs/threads.md)."""
-        lines = ["| " + " | ".join(self._COLUMNS) + " |", "|" + "---|" * len(self._COLUMNS)]
-        for cells in self._cells():
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        return "\n".join(lines)
-
-    def _title(self) -> str:
-        return "Session settings on " + ", ".join(f"{k} {v}" for k, v in self.runtime)
-
-    def __rich__(self) -> Any:
-        from rich.console import Group
-        from rich.text import Text
-
-        parts: list[Any] = [rich_table(self._title(), self._COLUMNS, self._cells())]
-        parts.extend(Text(f"note: {n}", style="yellow") for n in self.notes)
-        return Group(*parts)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        notes = "".join(f"<p><b>note:</b> {html.escape(n)}</p>" for n in self.notes)
-        return html_table(self._title(), self._COLUMNS, self._cells()) + notes
-
+# Names this module has always had (tfcpu.plan, tfcpu.cli.bench and tests import them from here).
+_require_itex = require_itex
+_check_itex_bf16 = check_itex_bf16
+_env_int = env_int
+_ENV_NAME = ENV_NAME
 
 _UNSET: Any = object()
 
@@ -298,7 +129,7 @@ class SessionConfig:
 
     Build it with :meth:`for_topology`; the fields are the *configured* values, the
     properties (:attr:`intra_op_threads`, :attr:`omp_threads`, ...) the *effective* ones
-    after environment overrides.
+    after the overrides of the environment snapshot taken when the config was built.
 
     Attributes:
         intra_op: intra-op threads (the paper: physical cores).
@@ -312,6 +143,11 @@ class SessionConfig:
         cpus: the CPUs the process runs on (informational; pinning is InstancePlan's job).
         budget: usable CPUs of the topology, to flag oversubscription.
         explicit: names of the variables set through a ``with_*`` call.
+        itex: Intel Extension for TensorFlow settings (:meth:`with_itex`).
+        isa: the planned CPU's ISA flags (set by :meth:`for_topology`), for checks at the terminal
+            calls; empty: the machine is read there if a check needs it.
+        environ: the managed variables of the environment when the config was first built
+            (``None`` at construction: taken from ``os.environ`` then); ``with_*`` copies keep it.
     """
 
     intra_op: int
@@ -328,15 +164,20 @@ class SessionConfig:
     budget: int | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
     itex: ItexSettings | None = None
+    isa: tuple[str, ...] = field(default=(), compare=False)
+    environ: tuple[tuple[str, str], ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.environ is None:  # the one moment the environment is read (see the module docstring)
+            snapshot = tuple((k, os.environ[k]) for k in MANAGED if k in os.environ)
+            object.__setattr__(self, "environ", snapshot)
         _check_threads("intra_op_threads", self.intra_op, allow_zero=True)
         _check_threads("inter_op_threads", self.inter_op, allow_zero=True)
         if self.omp is not None:
             _check_threads("omp_threads", self.omp)
         if self.itex is not None and self.onednn_opts is False:
             raise ConfigError(
-                "ITEX needs TF_ENABLE_ONEDNN_OPTS=1",
+                f"ITEX needs {ONEDNN}=1",
                 where="with_itex / with_onednn(False)",
                 why="ITEX's CPU plug-in refuses to optimise graphs when TensorFlow's oneDNN switch is off",
                 hint="drop with_onednn(False), or drop with_itex(...)",
@@ -354,6 +195,7 @@ class SessionConfig:
             intra_op=topo.usable_physical_cores,
             cpus=topo.usable_cpu_set,
             budget=topo.usable_cpus,
+            isa=tuple(topo.isa),
         )
 
     def _set(self, names: tuple[str, ...], **changes: Any) -> SessionConfig:
@@ -383,44 +225,7 @@ class SessionConfig:
             settings: print the OpenMP settings at start-up.
             affinity: a ``KMP_AFFINITY`` string such as ``granularity=fine,compact,1,0``.
         """
-        changes: dict[str, Any] = {}
-        names: list[str] = []
-        if blocktime is not _UNSET:
-            names.append(BLOCKTIME)
-            if blocktime is None:
-                changes["kmp_blocktime"] = None
-            elif isinstance(blocktime, str) and blocktime == "infinite":
-                changes["kmp_blocktime"] = "infinite"
-            elif isinstance(blocktime, int) and not isinstance(blocktime, bool) and 0 <= blocktime <= 2**31 - 1:
-                changes["kmp_blocktime"] = str(blocktime)
-            else:
-                raise ConfigError(
-                    "invalid KMP_BLOCKTIME",
-                    where="with_kmp(blocktime=...)",
-                    why=f"got {blocktime!r}",
-                    hint='use milliseconds (0, 1, 200) or "infinite"; the paper uses 1',
-                )
-        if settings is not _UNSET:
-            names.append(SETTINGS)
-            if settings is not None and not isinstance(settings, bool):
-                raise ConfigError(
-                    "KMP_SETTINGS must be True, False or None",
-                    where="with_kmp(settings=...)",
-                    why=f"got {settings!r}",
-                )
-            changes["kmp_settings"] = None if settings is None else ("1" if settings else "0")
-        if affinity is not _UNSET:
-            names.append(AFFINITY)
-            if affinity is not None and (
-                not isinstance(affinity, str) or not affinity.strip() or re.search(r"\s", affinity)
-            ):
-                raise ConfigError(
-                    "invalid KMP_AFFINITY",
-                    where="with_kmp(affinity=...)",
-                    why=f"got {affinity!r}",
-                    hint="pass one string without spaces, e.g. 'granularity=fine,compact,1,0'",
-                )
-            changes["kmp_affinity"] = affinity
+        names, changes = kmp_changes(blocktime, settings, affinity, unset=_UNSET)
         return self._set(tuple(names), **changes)
 
     def with_onednn(self, enabled: bool | None) -> SessionConfig:
@@ -436,7 +241,8 @@ class SessionConfig:
 
         Sets ITEX's variables (``ITEX_AUTO_MIXED_PRECISION``, ``ITEX_LAYOUT_OPT``,
         ``ITEX_OMP_THREADPOOL``) and ``TF_ENABLE_ONEDNN_OPTS=1`` (ITEX's launcher does the same);
-        :meth:`apply` also hands :meth:`itex_config` to ``itex.set_config``.
+        :meth:`apply` also hands :meth:`itex_config` to ``itex.set_config``. The machine is not read
+        here: bf16 on a CPU without AVX-512 is refused by :meth:`apply`.
 
         Args:
             amp: ``"bf16"`` for ITEX's auto mixed precision, ``None`` for FP32.
@@ -444,13 +250,12 @@ class SessionConfig:
             threadpool: ``"openmp"`` (ITEX's default; OMP_*/KMP_* take effect) or ``"eigen"``.
 
         Raises:
-            MissingDependencyError: ITEX is not installed (``pip install "tfcpu[itex]"``).
+            MissingDependencyError: ITEX is not installed (``pip install "tfcpu[itex]"``; a package
+                lookup, no machine read).
             ConfigError: an unknown value, or oneDNN was switched off with ``with_onednn(False)``.
         """
         settings = ItexSettings(amp=amp, layout=layout, threadpool=threadpool)
-        _require_itex("with_itex")
-        if settings.amp == "bf16":
-            _check_itex_bf16()
+        require_itex("with_itex")
         onednn = True if self.onednn_opts is None else self.onednn_opts
         return self._set((ONEDNN,), itex=settings, onednn_opts=onednn)
 
@@ -467,40 +272,11 @@ class SessionConfig:
         """
         if self.itex is None:
             raise ConfigError("this SessionConfig has no ITEX settings", where="itex_config", hint="call .with_itex()")
-        _require_itex("itex_config")
-        import intel_extension_for_tensorflow as itex
-
-        proto = itex.ConfigProto()
-        options = proto.graph_options
-        if self.itex.amp is not None:
-            options.auto_mixed_precision = itex.ON
-            options.auto_mixed_precision_options.data_type = itex.BFLOAT16
-        if self.itex.layout is not None:
-            options.layout_opt = itex.ON if self.itex.layout else itex.OFF
-        return proto
+        return itex_config(self.itex)
 
     def with_env(self, **extra: str | int | float) -> SessionConfig:
         """More variables to set with the others (``TF_CPP_MIN_LOG_LEVEL="2"``, ...)."""
-        merged = dict(self.extra_env)
-        for name, value in extra.items():
-            if not _ENV_NAME.match(name):
-                raise ConfigError("invalid environment variable name", where=name)
-            if name in MANAGED:
-                raise ConfigError(
-                    f"{name} is managed by SessionConfig",
-                    where=f"with_env({name}=...)",
-                    hint=f"use .{MANAGED[name]} so explain() and the plans stay consistent",
-                )
-            if name in ITEX_VARS:
-                raise ConfigError(
-                    f"{name} is managed by SessionConfig", where=f"with_env({name}=...)", hint="use .with_itex(...)"
-                )
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ConfigError("environment values must be strings or numbers", where=name, why=f"got {value!r}")
-            text = str(value)
-            if "\0" in text:
-                raise ConfigError("environment values cannot contain NUL", where=name)
-            merged[name] = text
+        merged = merge_extra_env(self.extra_env, extra)
         return dataclasses.replace(self, extra_env=tuple(merged.items()))
 
     def with_trust_env(self, trust: bool) -> SessionConfig:
@@ -516,40 +292,16 @@ class SessionConfig:
         return dataclasses.replace(self, per_session_threads=enabled)
 
     # -- resolution ---------------------------------------------------------------------
-    def _resolved(self, environ: Mapping[str, str] | None = None) -> dict[str, tuple[str | None, str]]:
-        """Managed variable -> (value or None, source), after environment overrides."""
-        environ = os.environ if environ is None else environ
-        out: dict[str, tuple[str | None, str]] = {}
+    # -- resolution ---------------------------------------------------------------------
+    @functools.cached_property
+    def _snapshot_resolved(self) -> Resolved:
+        return resolve(self, dict(self.environ or ()))
 
-        def pick(name: str, default: str | None, valid: bool = True, label: str = "white paper default") -> None:
-            if name in self.explicit:
-                out[name] = (default, "set explicitly")
-            elif self.trust_env and name in environ and environ[name] != default:  # equal: nothing to credit
-                if valid:
-                    out[name] = (environ[name], "from environment")
-                else:
-                    log.warning("ignoring %s=%r from the environment: not a positive integer", name, environ[name])
-                    out[name] = (default, f"{label} (environment value invalid)")
-            else:
-                out[name] = (default, label)
-
-        pick(INTRA, str(self.intra_op or "") or None, _env_int(environ.get(INTRA)) is not None, "usable physical cores")
-        pick(INTER, str(self.inter_op or "") or None, _env_int(environ.get(INTER)) is not None)
-        intra_effective = out[INTRA][0]
-        if self.omp is None and OMP not in self.explicit:
-            if self.trust_env and OMP in environ and environ[OMP] != intra_effective:
-                out[OMP] = (environ[OMP], "from environment")
-            else:
-                out[OMP] = (intra_effective, "follows intra-op threads")
-        else:
-            pick(OMP, str(self.omp) if self.omp is not None else intra_effective)
-        pick(BLOCKTIME, self.kmp_blocktime)
-        pick(SETTINGS, self.kmp_settings)
-        pick(AFFINITY, self.kmp_affinity)
-        pick(
-            ONEDNN, None if self.onednn_opts is None else ("1" if self.onednn_opts else "0"), label="TensorFlow default"
-        )
-        return out
+    def _resolved(self, environ: Mapping[str, str] | None = None) -> Resolved:
+        """Managed variable -> (value or None, source): against ``environ``, else the snapshot (cached)."""
+        if environ is None:
+            return self._snapshot_resolved
+        return resolve(self, environ)
 
     @property
     def intra_op_threads(self) -> int:
@@ -564,7 +316,7 @@ class SessionConfig:
     @property
     def omp_threads(self) -> int | None:
         """Effective ``OMP_NUM_THREADS`` (``None`` if the environment holds a non-number)."""
-        return _env_int(self._resolved()[OMP][0])
+        return env_int(self._resolved()[OMP][0])
 
     @property
     def onednn(self) -> bool | None:
@@ -575,13 +327,26 @@ class SessionConfig:
         return value.strip().lower() in ("1", "true", "yes", "on")
 
     # -- terminal calls -----------------------------------------------------------------
-    def env(self) -> dict[str, str]:
-        """Every variable to set before TensorFlow starts (for this process or a child)."""
-        out = {name: value for name, (value, _src) in self._resolved().items() if value is not None}
+    def _env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        environ = os.environ if environ is None else environ
+        out = {name: value for name, (value, _src) in self._resolved(environ).items() if value is not None}
         out.update(self.extra_env)
         if self.itex is not None:
             out.update(self.itex.env())
         return out
+
+    def _check_machine(self) -> None:
+        """Checks that need the CPU, made by the terminal calls (never by a builder)."""
+        if self.itex is not None and self.itex.amp == "bf16":
+            check_itex_bf16(self.isa or None)
+
+    def env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Every variable to set before TensorFlow starts (for this process or a child).
+
+        Args:
+            environ: resolve against this environment (default: ``os.environ`` now).
+        """
+        return self._env(environ)
 
     def config_proto(self) -> Any:
         """A ``tf.compat.v1.ConfigProto`` with the effective thread counts (imports TensorFlow)."""
@@ -602,18 +367,20 @@ class SessionConfig:
 
         Raises:
             ConfigError: TensorFlow already started (or was imported with another oneDNN
-                setting) and some value would not take effect.
+                setting) and some value would not take effect; or ITEX bf16 on a CPU without
+                AVX-512 (the planned CPU's flags, else this machine's, are read here).
         """
         from tfcpu.session.runtime import tensorflow_initialised
 
-        env = self.env()
+        self._check_machine()
+        env = self.env(os.environ)
         imported = "tensorflow" in sys.modules
         conflicts: list[str] = []
         if imported:
-            conflicts.extend(self._onednn_conflict())
+            conflicts.extend(onednn_conflict(self.onednn))
         initialised = imported and tensorflow_initialised()
         if initialised:
-            conflicts.extend(self._thread_conflicts(env))
+            conflicts.extend(thread_conflicts(self, env))
         if conflicts:
             when = "started" if initialised else "been imported"
             raise ConfigError(
@@ -640,256 +407,38 @@ class SessionConfig:
             log.info("set %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
         return changed
 
-    def _onednn_conflict(self) -> list[str]:
-        wanted = self.onednn
-        if wanted is None:
-            return []
-        try:
-            from tensorflow.python.util import _pywrap_util_port
+    def explain(self, runtime: RuntimeInfo | None = None, *, environ: Mapping[str, str] | None = None) -> Explanation:
+        """Which settings take effect on ``runtime`` (default: the installed TensorFlow), and why.
 
-            running = bool(_pywrap_util_port.IsMklEnabled())
-        except (ImportError, AttributeError):
-            return []
-        if running == wanted:
-            return []
-        return [
-            f"oneDNN is {'on' if running else 'off'} in the imported TensorFlow but "
-            f"TF_ENABLE_ONEDNN_OPTS={'1' if wanted else '0'} is wanted (read once at import)"
-        ]
-
-    def _thread_conflicts(self, env: Mapping[str, str]) -> list[str]:
-        tf = sys.modules["tensorflow"]
-        out = []
-        for label, wanted, getter, var in (
-            ("intra_op_threads", self.intra_op_threads, tf.config.threading.get_intra_op_parallelism_threads, INTRA),
-            ("inter_op_threads", self.inter_op_threads, tf.config.threading.get_inter_op_parallelism_threads, INTER),
-        ):
-            running = int(getter()) or _env_int(os.environ.get(var))
-            if wanted == 0:
-                continue  # TensorFlow's choice is wanted; whatever it chose stands
-            if running is None:
-                out.append(f"{label}={wanted} wanted, TensorFlow chose its own count at start-up")
-            elif running != wanted:
-                out.append(f"{label}={wanted} wanted, running with {running}")
-        from tfcpu.session.runtime import runtime_info
-
-        if runtime_info().kmp_effective:
-            for var in (OMP, BLOCKTIME, SETTINGS, AFFINITY):
-                if var in env and os.environ.get(var) != env[var]:
-                    out.append(f"{var}={env[var]} wanted, the OpenMP runtime read {os.environ.get(var)!r}")
-        return out
-
-    def explain(self, runtime: RuntimeInfo | None = None) -> Explanation:
-        """Which settings take effect on ``runtime`` (default: the installed TensorFlow)."""
+        Args:
+            runtime: the runtime to explain for (default :func:`~tfcpu.session.runtime.runtime_info`).
+            environ: resolve against this environment (default: ``os.environ`` now).
+        """
         from tfcpu.session.runtime import runtime_info, tensorflow_initialised
 
         rt = runtime if runtime is not None else runtime_info()
-        resolved = self._resolved()
-        omp_rt = rt.kmp_effective
-        if self.itex is not None and rt.itex_installed:
-            omp_rt = self.itex.threadpool == "openmp"
-        rows: list[ExplainRow] = []
-        eigen_no = (
-            "ITEX_OMP_THREADPOOL=0: ITEX's kernels run on TensorFlow's Eigen pool"
-            if rt.itex_installed and not omp_rt
-            else "no OpenMP runtime here: oneDNN runs on TensorFlow's Eigen pool"
-        )
-
-        def value_of(name: str) -> tuple[str, str]:
-            value, source = resolved[name]
-            if value is None:
-                return ("0 (TensorFlow chooses)" if name in (INTRA, INTER) else "not set"), source
-            return value, source
-
-        v, s = value_of(INTRA)
-        rows.append(
-            ExplainRow(
-                "intra_op_parallelism_threads",
-                v,
-                True,
-                f"sizes the pool each op (and oneDNN) runs on; ConfigProto or {INTRA}",
-                s,
-            )
-        )
-        v, s = value_of(INTER)
-        rows.append(
-            ExplainRow(
-                "inter_op_parallelism_threads",
-                v,
-                True,
-                f"independent ops run at once; ConfigProto or {INTER}",
-                s,
-            )
-        )
-        rows.append(
-            ExplainRow(
-                "use_per_session_threads",
-                str(self.per_session_threads).lower(),
-                True,
-                "each tf.compat.v1.Session owns its pools (eager code uses the global ones)"
-                if self.per_session_threads
-                else "sessions share the process-wide pools",
-                "tfcpu default (Appendix B)",
-            )
-        )
-        v, s = value_of(ONEDNN)
-        state = "on" if rt.onednn_enabled else "off"
-        if resolved[ONEDNN][0] is None:
-            v = f"not set (oneDNN {state})"
-        rows.append(ExplainRow(ONEDNN, v, True, f"read once at import: {rt.onednn_reason}", s))
-        v, s = value_of(OMP)
-        rows.append(
-            ExplainRow(
-                OMP,
-                v,
-                omp_rt,
-                (
-                    "sizes the OpenMP pool ITEX's oneDNN kernels run on"
-                    if rt.itex_installed
-                    else "sizes the OpenMP pool oneDNN uses on this build"
-                )
-                if omp_rt
-                else "TensorFlow ignores it (Eigen pool); NumPy's OpenBLAS reads it",
-                s,
-            )
-        )
-        for name, what in (
-            (BLOCKTIME, "ms an OpenMP thread spins before sleeping"),
-            (SETTINGS, "prints the OpenMP settings at start-up"),
-            (AFFINITY, "binds OpenMP threads to CPUs"),
-        ):
-            v, s = value_of(name)
-            rows.append(ExplainRow(name, v, omp_rt, what if omp_rt else eigen_no, s))
-        from tfcpu.topology.cpulist import format_cpulist
-
-        cpus = format_cpulist(self.cpus) if self.cpus else "all allowed CPUs"
-        rows.append(
-            ExplainRow(
-                "CPU affinity",
-                cpus,
-                True,
-                "the OS keeps every thread on these CPUs; pin instances with InstancePlan",
-                "process affinity",
-            )
-        )
-        for name, value in self.extra_env:
-            effect, why = _KNOWN_EXTRA.get(name, (None, "passed through; tfcpu does not know this variable"))
-            if effect is None and name in ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "ONEDNN_MAX_CPU_ISA"):
-                effect = rt.onednn_enabled
-            rows.append(ExplainRow(name, value, effect, why, "set explicitly"))
-
-        rows.extend(self._itex_rows(rt))
-        notes: list[str] = []
-        if self.itex is not None and not rt.itex_installed:
-            notes.append('ITEX settings are given but ITEX is not installed here: pip install "tfcpu[itex]"')
-        if self.itex is not None and rt.itex_installed and omp_rt:
-            notes.append(
-                "with ITEX's OpenMP pool, OMP_NUM_THREADS and KMP_* size and pin the threads of ITEX's kernels; "
-                "intra/inter-op threads still size TensorFlow's own pools (ops ITEX does not take)"
-            )
-        if self.budget is not None and self.intra_op_threads > self.budget:
-            notes.append(
-                f"intra-op threads ({self.intra_op_threads}) exceed the usable CPUs ({self.budget}): "
-                "threads will be time-sliced; expect lower throughput"
-            )
-        if tensorflow_initialised():
-            notes.append(
-                "TensorFlow is already running in this process: thread and oneDNN settings apply to new "
-                "processes (or new tf.compat.v1.Session objects for thread counts) only"
-            )
-        runtime_facts = (
-            ("TensorFlow", rt.tf_version),
-            ("threading", rt.threading),
-            ("oneDNN", "on" if rt.onednn_enabled else "off"),
-        )
-        return Explanation(rows=tuple(rows), runtime=runtime_facts, env=tuple(self.env().items()), notes=tuple(notes))
-
-    def _itex_rows(self, rt: RuntimeInfo) -> list[ExplainRow]:
-        if self.itex is None:
-            return []
-        present = rt.itex_installed
-        missing = "ITEX is not installed: nothing reads it"
-        env = self.itex.env()
-        rows = [
-            ExplainRow(
-                ITEX_THREADPOOL,
-                env[ITEX_THREADPOOL],
-                present,
-                (
-                    "1: ITEX's oneDNN kernels use an OpenMP pool (KMP_*/OMP_* apply)"
-                    if env[ITEX_THREADPOOL] == "1"
-                    else "0: ITEX's kernels use TensorFlow's Eigen pool (KMP_*/OMP_* inert)"
-                )
-                if present
-                else missing,
-                "with_itex(threadpool=...)",
-            ),
-            ExplainRow(
-                ITEX_AMP,
-                env.get(ITEX_AMP, "not set"),
-                present if self.itex.amp else False,
-                (
-                    "ITEX rewrites the graph to bfloat16 where safe (slower than FP32 without AVX512_BF16/AMX)"
-                    if self.itex.amp
-                    else "FP32 (amp=None)"
-                )
-                if present
-                else missing,
-                "with_itex(amp=...)",
-            ),
-            ExplainRow(
-                ITEX_LAYOUT,
-                env.get(ITEX_LAYOUT, "not set (ITEX default)"),
-                present,
-                "ITEX's oneDNN blocked-layout propagation between ops" if present else missing,
-                "with_itex(layout=...)",
-            ),
-        ]
-        return rows
+        environ = os.environ if environ is None else environ
+        return explain_rows(self, rt, self._resolved(environ), self._env(environ), running=tensorflow_initialised())
 
     # -- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Configured values plus the effective environment, JSON-ready."""
-        return {
-            "intra_op": self.intra_op,
-            "inter_op": self.inter_op,
-            "omp": self.omp,
-            "kmp_blocktime": self.kmp_blocktime,
-            "kmp_settings": self.kmp_settings,
-            "kmp_affinity": self.kmp_affinity,
-            "onednn_opts": self.onednn_opts,
-            "extra_env": dict(self.extra_env),
-            "trust_env": self.trust_env,
-            "per_session_threads": self.per_session_threads,
-            "cpus": list(self.cpus),
-            "budget": self.budget,
-            "explicit": sorted(self.explicit),
-            "itex": None if self.itex is None else self.itex.to_dict(),
-            "env": self.env(),
-        }
+        return {**record(self), "env": self._env()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
-        """Rebuild from :meth:`to_dict` (the derived ``env`` key is ignored)."""
-        return cls(
-            intra_op=int(data["intra_op"]),
-            inter_op=int(data.get("inter_op", 1)),
-            omp=None if data.get("omp") is None else int(data["omp"]),
-            kmp_blocktime=data.get("kmp_blocktime", "1"),
-            kmp_settings=data.get("kmp_settings", "1"),
-            kmp_affinity=data.get("kmp_affinity", DEFAULT_KMP_AFFINITY),
-            onednn_opts=data.get("onednn_opts"),
-            extra_env=tuple((str(k), str(v)) for k, v in dict(data.get("extra_env", {})).items()),
-            trust_env=bool(data.get("trust_env", True)),
-            per_session_threads=bool(data.get("per_session_threads", True)),
-            cpus=tuple(int(c) for c in data.get("cpus", ())),
-            budget=None if data.get("budget") is None else int(data["budget"]),
-            explicit=frozenset(str(n) for n in data.get("explicit", ())),
-            itex=None if data.get("itex") is None else ItexSettings.from_dict(data["itex"]),
-        )
+        """Rebuild from :meth:`to_dict` (the derived ``env`` key is ignored).
+
+        Args:
+            data: what :meth:`to_dict` wrote.
+
+        Raises:
+            ConfigError: a key is missing or a value has the wrong type.
+        """
+        return cls(**fields_from_record(data))
 
     def __rich__(self) -> Any:
-        return rich_table("SessionConfig environment", ("variable", "value"), sorted(self.env().items()))
+        return rich_table("SessionConfig environment", ("variable", "value"), sorted(self._env().items()))
 
     def _repr_html_(self) -> str:
-        return html_table("SessionConfig environment", ("variable", "value"), sorted(self.env().items()))
+        return html_table("SessionConfig environment", ("variable", "value"), sorted(self._env().items()))

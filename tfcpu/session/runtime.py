@@ -112,13 +112,15 @@ def runtime_info() -> RuntimeInfo:
         onednn = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         onednn = False
-    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    from tfcpu.session.precision import ONEDNN
+
+    env = os.environ.get(ONEDNN)
     if env is not None:
-        reason = f"TF_ENABLE_ONEDNN_OPTS={env}"
+        reason = f"{ONEDNN}={env}"
     elif onednn:
         reason = "default on this CPU (it has VNNI/BF16/AMX)"
     else:
-        reason = "default off on this CPU (no VNNI/BF16/AMX); set TF_ENABLE_ONEDNN_OPTS=1"
+        reason = f"default off on this CPU (no VNNI/BF16/AMX); set {ONEDNN}=1"
 
     itex_version = _version("intel-extension-for-tensorflow") or _version("intel_extension_for_tensorflow")
     itex = itex_version is not None or importlib.util.find_spec("intel_extension_for_tensorflow") is not None
