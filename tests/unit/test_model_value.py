@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,13 @@ def test_graph_optimizer_marks_its_result_as_optimized() -> None:
 
     result = GraphOptimizer.default().run(dense_softmax())
     assert result.model.optimized_with  # the key Quantizer.run reads to skip a second optimisation
+
+
+def test_save_into_an_unwritable_place_is_a_model_error(tmp_path: Path) -> None:
+    from tfcpu.errors import ModelError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ModelError) as info:
+        dense_softmax().save(blocker / "model.pb")  # a path under a regular file: ENOTDIR
+    assert "cannot write the model" in str(info.value) and info.value.exit_code == 2

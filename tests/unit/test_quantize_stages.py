@@ -182,3 +182,14 @@ def test_bf16_report_says_bf16_and_lists_the_bf16_ops(topology: TopologyFactory,
     assert rows, "the BF16 table is empty"
     assert rows["Conv2D"]["quantized"] == 1  # read from the graph: the Conv2D computes in bfloat16
     assert data["ops"].get("Cast->bfloat16", 0) >= 1
+
+
+def test_bad_result_records_are_config_errors() -> None:
+    from tfcpu.quantize.calibration import Calibration
+    from tfcpu.quantize.result import OpTypeRow, Trial
+
+    for cls, data in ((OpTypeRow, {"op": "Conv2D"}), (Trial, {"metric": "x"}), (Calibration, {"source": "s"})):
+        with pytest.raises(ConfigError, match="not a"):
+            cls.from_dict(data)  # type: ignore[attr-defined]
+    row = OpTypeRow("Conv2D", 2, 1, 1)
+    assert OpTypeRow.from_dict(json.loads(json.dumps(row.to_dict()))) == row

@@ -212,21 +212,35 @@ class Model:
 
         The signature is not stored in a GraphDef; :func:`tfcpu.load` infers it again
         (Placeholders and sinks), or pass ``inputs=``/``outputs=`` when loading.
+
+        Args:
+            path: where to write (``.pb`` or ``.pbtxt``).
+
+        Raises:
+            ModelError: an unknown suffix, or the file cannot be written (permissions, space).
         """
         from tfcpu._io import atomic_write_bytes, atomic_write_text
         from tfcpu.errors import ModelError
 
         target = Path(path)
         suffix = target.suffix.lower()
-        if suffix == ".pb":
-            return atomic_write_bytes(target, self.to_bytes())
-        if suffix == ".pbtxt":
+        if suffix not in (".pb", ".pbtxt"):
+            raise ModelError(
+                "cannot tell the format from the file name", where=str(target), hint="use a .pb or .pbtxt suffix"
+            )
+        try:
+            if suffix == ".pb":
+                return atomic_write_bytes(target, self.to_bytes())
             from google.protobuf import text_format
 
             return atomic_write_text(target, text_format.MessageToString(self.graph_def))
-        raise ModelError(
-            "cannot tell the format from the file name", where=str(target), hint="use a .pb or .pbtxt suffix"
-        )
+        except OSError as exc:  # permission, missing directory, disk full: the user's to fix
+            raise ModelError(
+                "cannot write the model",
+                where=str(target),
+                why=f"{type(exc).__name__}: {exc.strerror or exc}",
+                hint="write to a directory you can write to, with free space (check -o / the path)",
+            ) from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The signature and op histogram (not the weights) as JSON-ready data."""
