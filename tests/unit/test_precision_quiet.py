@@ -71,3 +71,15 @@ def test_quiet_tensorflow_in_a_fresh_interpreter_keeps_user_values_and_filters_t
     assert first == "1 1"
     assert second != "_QuietImport"  # the import hook removed itself
     assert "oneDNN custom" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
+
+
+def test_a_library_call_sets_log_levels_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if not imported yet: prepare_process may set
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    before = list(sys.meta_path)
+    precision.prepare_process(precision.decide_onednn(needs_onednn=False, environ={}), where="test")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the user's GPUs are theirs
+    assert sys.meta_path == before  # no import hook from a library call

@@ -218,9 +218,11 @@ def child_env(
     return env
 
 
-def _apply_quiet(env: MutableMapping[str, str], *, debug: bool) -> None:
+def _apply_quiet(env: MutableMapping[str, str], *, debug: bool, cpu_only: bool = True) -> None:
     """Debug forces the log level; otherwise a value already in ``env`` is kept. CUDA is never forced."""
     for key, value in quiet_env(debug=debug).items():
+        if key in _CPU_ONLY and not cpu_only:
+            continue
         if debug and key not in _CPU_ONLY:
             env[key] = value
         else:
@@ -356,7 +358,9 @@ def prepare_process(
     TensorFlow has it off (and no ITEX plug-in brings the kernels), it raises ``error``.
     """
     if "tensorflow" not in sys.modules:
-        quiet_tensorflow()
+        # The log levels only: a library call does not hide the user's GPUs or hook their imports
+        # (tfcpu's own commands and children do, through quiet_tensorflow / child_env).
+        _apply_quiet(os.environ, debug=False, cpu_only=False)
         if decision.warning:
             log.warning("%s", decision.warning)
         for key, value in decision.env().items():
