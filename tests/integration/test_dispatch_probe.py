@@ -1,0 +1,29 @@
+"""The real dispatch probe: one batch of a tiny ResNet in a child with oneDNN's verbose log."""
+
+from __future__ import annotations
+
+import pytest
+
+import tfcpu
+from tests.keras_models import tiny_resnet
+from tfcpu.runtime.dispatch import probe_dispatch
+
+
+@pytest.mark.slow
+def test_probe_names_the_convolution_isa_of_this_cpu() -> None:
+    topo = tfcpu.Topology.detect()
+    model = tfcpu.load(tiny_resnet())
+    report = probe_dispatch(model, batch_size=2, timeout=120)
+    assert report.env["ONEDNN_VERBOSE"] == "profile_exec"
+    assert report.wall_ms > 0 and report.batch_size == 2
+    if not topo.onednn_default:
+        # FP32 on a CPU where TensorFlow keeps oneDNN off: Eigen ran, and the report says so
+        assert report.rows == () and any("no oneDNN exec lines" in n for n in report.notes)
+        return
+    isa = report.isa_of("convolution")
+    assert isa is not None, report.to_dict()
+    assert report.kinds()["convolution"]["count"] == 3  # stem + two block convolutions, warm-up excluded
+    # an FP32 graph: AVX-512 (or AVX10) kernels where the CPU has them, AVX2 otherwise; AMX is for INT8/BF16
+    expected = ("avx512", "avx10") if topo.has("avx512f") else ("avx2",)
+    assert any(e in isa for e in expected), isa
+    assert 0.0 <= report.outside_share < 1.0
