@@ -277,5 +277,7 @@ def test_table_shows_flags_and_kernels_per_precision(topology: Detect) -> None:
     from tfcpu.topology.render import table_rows
 
     rows = dict(table_rows(topology("xeon_amx_2vcpu")))
-    assert rows["int8 accelerated"].startswith("yes via AMX_INT8, AVX512_VNNI, AVX_VNNI (oneDNN avx512_core_amx kernels)")
+    assert rows["int8 accelerated"].startswith(
+        "yes via AMX_INT8, AVX512_VNNI, AVX_VNNI (oneDNN avx512_core_amx kernels)"
+    )
     assert "AMX_INT8 AMX_BF16" in rows["inference ISA"]

@@ -21,8 +21,18 @@ log = logging.getLogger(__name__)
 _BN_NAMES = ("BatchNormalization", "SyncBatchNormalization")
 
 
-def _assign(variable: Any, value: np.ndarray) -> None:
-    variable.assign(value.astype(np.dtype(str(getattr(variable.dtype, "name", variable.dtype)))))
+_BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _bn_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> Any:
+    """Scales (gamma, variance) ~ U(0.5, 1.5); shifts (beta, mean) ~ N(0, 0.1)."""
+    if name in ("gamma", "moving_variance"):
+        return rng.uniform(0.5, 1.5, shape)
+    return rng.normal(0.0, 0.1, shape)
+
+
+def _assign(variable: Any, value: Any) -> None:
+    variable.assign(np.asarray(value).astype(np.dtype(str(getattr(variable.dtype, "name", variable.dtype)))))
 
 
 def _shape(variable: Any) -> tuple[int, ...]:
@@ -55,16 +65,10 @@ def realistic_weights(model: Any, *, seed: int = 0) -> dict[str, int]:
     bns = biases = 0
     for layer in _layers(model):
         if type(layer).__name__ in _BN_NAMES:
-            ranges = {
-                "gamma": lambda s: rng.uniform(0.5, 1.5, s),
-                "beta": lambda s: rng.normal(0.0, 0.1, s),
-                "moving_mean": lambda s: rng.normal(0.0, 0.1, s),
-                "moving_variance": lambda s: rng.uniform(0.5, 1.5, s),
-            }
-            for name, draw in ranges.items():
+            for name in _BN_VARIABLES:
                 variable = getattr(layer, name, None)
                 if variable is not None:
-                    _assign(variable, draw(_shape(variable)))
+                    _assign(variable, _bn_value(rng, name, _shape(variable)))
             bns += 1
             continue
         bias = getattr(layer, "bias", None)

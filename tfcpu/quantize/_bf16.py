@@ -149,7 +149,9 @@ def cast_report(graph_def: Any) -> dict[str, int]:
     inside a fusable ``Conv2D/MatMul -> BiasAdd -> activation`` chain (should be 0)."""
     by_name = {n.name: n for n in graph_def.node}
     # read attrs with `in` first: indexing a protobuf map inserts the key (and would change the graph)
-    bf16_ops = sum(1 for n in graph_def.node if n.op not in ("Const", "Cast") and "T" in n.attr and n.attr["T"].type == _BF16)
+    bf16_ops = sum(
+        1 for n in graph_def.node if n.op not in ("Const", "Cast") and "T" in n.attr and n.attr["T"].type == _BF16
+    )
     casts = [n for n in graph_def.node if n.op == "Cast"]
     of_const = sum(1 for n in casts if n.input and by_name.get(_node(n.input[0]), n).op == "Const")
     in_chain = 0
@@ -179,7 +181,8 @@ def agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) 
     """
     a = np.asarray(reference[0], dtype=np.float64).reshape(len(reference[0]), -1)
     b = np.asarray(candidate[0], dtype=np.float64).reshape(len(candidate[0]), -1)
-    cos = float(np.sum(a * b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    cos = float(np.sum(a * b)) / max(norms, 1e-30)
     return {
         "top1_agreement": float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))),
         "cosine": cos,

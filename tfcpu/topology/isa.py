@@ -69,7 +69,9 @@ def _int8(isa: tuple[str, ...]) -> Precision:
         )
         kernels = "avx512_core_amx"
     elif int8 == "avx512_vnni":
-        advice = "AVX512_VNNI (oneDNN avx512_core_vnni kernels): INT8 is typically 2-4x FP32 once batch norms are folded."
+        advice = (
+            "AVX512_VNNI (oneDNN avx512_core_vnni kernels): INT8 is typically 2-4x FP32 once batch norms are folded."
+        )
         kernels = "avx512_core_vnni"
     elif int8 == "avx_vnni":
         advice = (

@@ -322,7 +322,7 @@ class Topology(TextTable):
         return " ".join(words)
 
     def summary(self) -> str:
-        """One line: ``<model>: 1 socket(s), ..., 2 usable (0-1), AVX512F AVX512_VNNI AVX512_BF16 AMX_INT8 AMX_BF16``."""
+        """One line: ``<model>: 1 socket(s), ..., 2 usable (0-1), AVX512F AVX512_VNNI AMX_INT8 AMX_BF16``."""
         quota = f", quota {self.cpu_quota:g} CPUs" if self.cpu_quota is not None else ""
         return (
             f"{self.model_name}: {self.sockets} socket(s), {len(self.numa_nodes)} NUMA node(s), "

@@ -7,6 +7,7 @@ header, the warm-up batch, ``tfcpu_dispatch,begin``, the measured batch, ``tfcpu
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,10 +33,8 @@ def main(prefix: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             pb = Path(tmp) / "m.pb"
             model.save(pb)
-            spec = (
-                '{"inputs": %s, "outputs": %s, "batch_size": 4, "shapes": {}}'
-                % (str(list(model.input_names)).replace("'", '"'), str(list(model.output_names)).replace("'", '"'))
-            )
+            names = {"inputs": list(model.input_names), "outputs": list(model.output_names)}
+            spec = json.dumps({**names, "batch_size": 4, "shapes": {}})
             argv = [sys.executable, "-P", "-m", "tfcpu.runtime.dispatch", str(pb), spec, str(Path(tmp) / "r.json")]
             out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
         (HERE / f"{prefix}_{name}.log").write_text(out)
