@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+
 import pytest
 
 import tfcpu
 from tests.keras_models import tiny_resnet
-from tfcpu.runtime.dispatch import probe_dispatch
+from tfcpu.runtime.dispatch import add_cli_argument, cli_dispatch
 
 
 @pytest.mark.slow
 def test_probe_names_the_convolution_isa_of_this_cpu() -> None:
     topo = tfcpu.Topology.detect()
     model = tfcpu.load(tiny_resnet())
-    report = probe_dispatch(model, batch_size=2, timeout=120)
+    parser = argparse.ArgumentParser()
+    add_cli_argument(parser)
+    args = parser.parse_args(["--dispatch"])
+    args.batch_size, args.onednn = 2, None
+    data: dict[str, object] = {"throughput": 1.0}
+    report = cli_dispatch(args, model, data)  # what `tfcpu bench --dispatch --json` adds to its result
+    assert report is not None
+    assert json.loads(json.dumps(data))["dispatch"]["convolution_isa"] == report.isa_of("convolution")
     assert report.env["ONEDNN_VERBOSE"] == "profile_exec"
     assert report.wall_ms > 0 and report.batch_size == 2
     if not topo.onednn_default:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tfcpu
 from tests.keras_models import tiny_resnet
@@ -60,3 +61,21 @@ def test_optimised_graph_keeps_its_bias_adds_and_folds_change_weights() -> None:
         )
         kernels[name] = float(np.max(np.abs(folded - np.asarray(raw))))
     assert kernels["realistic"] > 0.01 > kernels["identity"]
+
+
+@pytest.mark.slow
+def test_keras_application_models_carry_realistic_weights() -> None:
+    from tfcpu.graph.load import resolve_application
+
+    model = tfcpu.load("keras:MobileNetV3Small")
+    assert "randomised" in model.metadata["weights"]
+    keras_model = resolve_application("MobileNetV3Small")
+    bns = [layer for layer in keras_model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert bns and not any(np.allclose(np.asarray(b.moving_variance), 1.0) for b in bns)
+    plain = resolve_application("MobileNetV3Small", realistic_weights=False)
+    assert all(
+        np.allclose(np.asarray(b.moving_variance), 1.0)
+        for b in plain.layers
+        if type(b).__name__ == "BatchNormalization"
+    )
+    assert tfcpu.load("keras:MobileNetV3Small", realistic_weights=False).metadata["weights"] == "random (Keras init)"

@@ -380,6 +380,14 @@ def probe_dispatch(
     )
 
 
+def _mark(what: str) -> None:
+    """Write a ``tfcpu_dispatch,<what>`` line into the child's stdout, between oneDNN's lines (the protocol
+    the parent parses; the library itself does not print)."""
+    sys.stdout.flush()
+    sys.stdout.write(f"{MARK},{what}\n")
+    sys.stdout.flush()
+
+
 def _child(argv: Sequence[str]) -> int:
     """``python -P -m tfcpu.runtime.dispatch MODEL.pb SPEC_JSON OUT.json``: warm up, mark, run one batch."""
     import tfcpu
@@ -390,21 +398,21 @@ def _child(argv: Sequence[str]) -> int:
     model = tfcpu.load(pb, inputs=spec["inputs"], outputs=spec["outputs"])
     feed = synthetic_batch(model, int(spec["batch_size"]), shapes=spec["shapes"] or None)
     from tfcpu._lazy import import_tensorflow
+    from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow  # as Runner imports the graph
 
     tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.import_graph_def(model.graph_def, name="")
+        tf.compat.v1.import_graph_def(for_installed_tensorflow(model.graph_def), name="")
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(list(model.output_names), feed)  # warm-up: layouts, weight reorders, primitive creation
-        sys.stdout.flush()
-        print(f"{MARK},begin", flush=True)
+        _mark("begin")
         begin = time.time() * 1000.0
         t0 = time.perf_counter()
         sess.run(list(model.output_names), feed)
         wall = (time.perf_counter() - t0) * 1000.0
         end = time.time() * 1000.0
-        print(f"{MARK},end", flush=True)
+        _mark("end")
     Path(out).write_text(json.dumps({"wall_ms": wall, "begin_ms": begin, "end_ms": end, "pid": os.getpid()}))
     return 0
 
