@@ -1,14 +1,18 @@
 """BF16 through oneDNN's auto mixed precision, applied offline to a frozen GraphDef, then tidied.
 
-TensorFlow's Grappler has a rewriter (``auto_mixed_precision_onednn_bfloat16``) that moves the ops
-oneDNN runs in BF16 (its allow/infer lists: Conv2D, MatMul, BatchMatMul, BiasAdd, Relu, AddV2, pooling,
-Mean, Softmax ...) to BF16 and puts ``Cast`` nodes where BF16 meets FP32. tfcpu runs only that rewriter
-once, on the frozen graph, so the saved model carries BF16 and needs no session option, then:
+TensorFlow's Grappler has a rewriter (``auto_mixed_precision_onednn_bfloat16``) driven by the oneDNN
+lists in ``auto_mixed_precision_lists.h``: the *allow* list always runs in BF16 (Conv2D,
+DepthwiseConv2dNative, MatMul, BatchMatMul/V2, Einsum); the *infer* list follows its inputs (BiasAdd,
+Add/AddV2, Mul, Mean, Softmax, FusedBatchNormV3, Sigmoid, Tanh, Erf, ...); the *clear* list passes
+either type through (Relu, Relu6, MaxPool, Reshape, ConcatV2, Pad, ...); the *deny* list stays FP32
+(Exp, Pow, ...), and ``Cast`` nodes go where BF16 meets FP32. tfcpu runs only that rewriter once, on
+the frozen graph, so the saved model carries BF16 and needs no session option, then:
 
 * folds every ``Cast(Const FP32 -> BF16)`` into a BF16 ``Const`` (weights and biases are stored in BF16;
   no Cast runs per batch, nothing waits for the session's constant folding);
 * keeps ``Conv2D/MatMul -> BiasAdd -> Relu/AddV2`` chains wholly in BF16 with no Cast inside, so TF's
-  remapper fuses them into one oneDNN primitive with post-ops (checked by :func:`cast_report`);
+  remapper fuses each into one oneDNN op with post-ops (``_MklNativeFusedConv2D`` with
+  ``fused_ops=[BiasAdd, Relu]``; checked by :func:`cast_report` and the tests);
 * runs a ``Softmax`` that produces a graph output in FP32 (one Cast before it instead of after): its
   exponentials are where BF16's 8-bit mantissa costs accuracy, and it is cheap.
 
