@@ -45,6 +45,7 @@ __all__ = [
     "parse_verbose",
     "probe_dispatch",
     "report_from_log",
+    "runner_dispatch",
 ]
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,19 @@ def cli_dispatch(
     report = probe_dispatch(model, batch_size=int(args.batch_size), shapes=shapes, onednn=getattr(args, "onednn", None))
     add_dispatch_to(data, report)
     return report
+
+
+def runner_dispatch(runner: Any, batch_size: int = 1, **kwargs: Any) -> DispatchReport:
+    """``Runner.dispatch()``: the probe for a Runner's model, with the Runner's oneDNN choice.
+
+    Args:
+        runner: a :class:`tfcpu.runtime.runner.Runner` (its ``model`` and ``config.onednn_opts`` are read).
+        batch_size: items in the measured batch.
+        **kwargs: passed on to :func:`probe_dispatch` (``env``, ``timeout``, ``shapes``).
+    """
+    config = getattr(runner, "config", None)
+    kwargs.setdefault("onednn", getattr(config, "onednn_opts", None))
+    return probe_dispatch(runner.model, batch_size=batch_size, **kwargs)
 
 
 # -- the probe --------------------------------------------------------------------------------------
