@@ -140,3 +140,9 @@ def test_probe_refuses_backends_without_a_onednn_log() -> None:
 
     with pytest.raises(ConfigError, match="does not write"):
         probe_dispatch(dense_softmax(), backend="openvino")
+
+
+def test_brief_names_the_main_kernels() -> None:
+    assert report("spr_amx_int8", wall_ms=20.0).brief() == "conv avx512_core_amx s8/u8, 49% outside oneDNN"
+    assert report("epyc_avx2_fp32", wall_ms=50.0).brief().startswith("conv avx2 f32, ")
+    assert report_from_log("", source="m", wall_ms=1.0, batch_size=1).brief() == "no oneDNN kernels"

@@ -155,6 +155,16 @@ class DispatchReport(TextTable):
             per[r.isa or r.implementation] = per.get(r.isa or r.implementation, 0.0) + r.ms
         return max(per, key=lambda k: per[k])
 
+    def brief(self) -> str:
+        """One cell for a table (the demo's column): ``conv avx512_core_amx s8/u8, 14% outside oneDNN``."""
+        kinds = self.kinds()
+        if not kinds:
+            return "no oneDNN kernels"
+        main = "convolution" if "convolution" in kinds else max(kinds, key=lambda k: kinds[k]["ms"])
+        entry = kinds[main]
+        label = {"convolution": "conv", "inner_product": "matmul"}.get(main, main)
+        return f"{label} {entry['isa']} {'/'.join(entry['dtypes'])}, {self.outside_share:.0%} outside oneDNN"
+
     @property
     def uses_amx(self) -> bool:
         """True if any primitive ran an AMX implementation."""
@@ -169,6 +179,7 @@ class DispatchReport(TextTable):
             "onednn_ms": self.onednn_ms,
             "outside_share": self.outside_share,
             "uses_amx": self.uses_amx,
+            "brief": self.brief(),
             "onednn_version": self.onednn_version,
             "cpu_isa": self.cpu_isa,
             "kinds": self.kinds(),
