@@ -157,7 +157,7 @@ def main() -> int:
             spec = {
                 "amp": amp,
                 "input": model.input_names[0],
-                "shape": list(model.inputs[0].shape),
+                "shape": list(model.inputs[0].shape or ()),
                 "outputs": list(model.output_names),
             }
             argv = python_child(

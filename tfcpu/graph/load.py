@@ -10,10 +10,8 @@ Sources accepted by :func:`load`:
 * ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
   ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
   (random weights: benchmarks and tests need no download). :func:`resolve_application` is
-  reused by ``tfcpu demo``/``bench``. By default (``realistic_weights=True``) its batch norms and
-  biases get seeded trained-like values (:mod:`tfcpu.graph._keras_weights`), so Grappler and the
-  optimiser see a graph like a trained model's (no identity batch norm, no zero bias); the
-  Model's ``metadata["weights"]`` says which.
+  reused by ``tfcpu demo``/``bench``. Batch norms and biases get seeded trained-like values by
+  default (``realistic_weights``, :mod:`tfcpu.graph._keras_weights`); ``metadata["weights"]`` says so.
 
 Files are checked *before* parsing (missing, empty, a directory that is not a SavedModel,
 larger than protobuf's 2 GiB limit) and after (protobuf decode errors, bytes the parser
