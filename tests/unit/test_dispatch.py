@@ -146,3 +146,11 @@ def test_brief_names_the_main_kernels() -> None:
     assert report("spr_amx_int8", wall_ms=20.0).brief() == "conv avx512_core_amx s8/u8, 49% outside oneDNN"
     assert report("epyc_avx2_fp32", wall_ms=50.0).brief().startswith("conv avx2 f32, ")
     assert report_from_log("", source="m", wall_ms=1.0, batch_size=1).brief() == "no oneDNN kernels"
+
+
+def test_captured_onednn_off_shows_only_the_sgemm_api() -> None:
+    r = report("zen5_fp32_onednn_off")
+    assert set(r.kinds()) == {"gemm_api"} and r.kinds()["gemm_api"]["count"] == 23
+    assert r.kinds()["gemm_api"]["dtypes"] == ["f32"]  # oneDNN 3.7 still writes these in the 2.x src_f32 form
+    assert r.isa_of("convolution") is None
+    assert any("Eigen" in n for n in r.notes)

@@ -89,7 +89,7 @@ def _exec_from(fields: list[str], template: list[str]) -> KernelExec | None:
         return None
     return KernelExec(
         kind=named.get("primitive", "?"),
-        implementation=named.get("implementation", "?"),
+        implementation=named.get("implementation") or named.get("primitive", "?"),  # gemm_api lines have none
         dtypes=_dtypes(named.get("memory_descriptors", "")),
         ms=ms,
         timestamp_ms=stamp,

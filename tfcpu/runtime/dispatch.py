@@ -268,6 +268,11 @@ def report_from_log(
     report = DispatchReport(
         source, backend, batch_size, wall_ms, _rows(parsed.execs), parsed.version, parsed.cpu_isa, dict(env or {})
     )
+    if parsed.execs and {e.kind for e in parsed.execs} == {"gemm_api"}:
+        notes.append(
+            "only oneDNN's sgemm API ran (gemm_api): TensorFlow's own Eigen kernels did the work with oneDNN's "
+            "graph rewrite off; no oneDNN convolution primitive (set TF_ENABLE_ONEDNN_OPTS=1 to use them)"
+        )
     if report.onednn_ms > wall_ms > 0:
         notes.append("oneDNN time exceeds the wall time: primitives ran in parallel (inter-op threads)")
     return DispatchReport(**{**report.__dict__, "notes": tuple(notes)})

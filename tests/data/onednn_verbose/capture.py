@@ -3,6 +3,7 @@
 Run from the repository root with PYTHONPATH set to it: ``python tests/data/onednn_verbose/capture.py NAME``
 where NAME is a prefix for the files (e.g. ``zen5``). Each log is the probe child's stdout: oneDNN's
 header, the warm-up batch, ``tfcpu_dispatch,begin``, the measured batch, ``tfcpu_dispatch,end``.
+``<prefix>_fp32_onednn_off.log`` is the FP32 graph with ``TF_ENABLE_ONEDNN_OPTS=0``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def main(prefix: str) -> None:
         "bf16": tfcpu.Quantizer().bf16().run(fp32).model,
     }
     env = {**os.environ, "ONEDNN_VERBOSE": "profile_exec", "ONEDNN_VERBOSE_TIMESTAMP": "1"}
-    for name, model in models.items():
+    runs = [(name, model, env) for name, model in models.items()]
+    runs.append(("fp32_onednn_off", fp32, {**env, "TF_ENABLE_ONEDNN_OPTS": "0"}))  # Eigen kernels, oneDNN sgemm
+    for name, model, env in runs:
         with tempfile.TemporaryDirectory() as tmp:
             pb = Path(tmp) / "m.pb"
             model.save(pb)
