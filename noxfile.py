@@ -74,6 +74,12 @@ def bench_int8(session: nox.Session) -> None:
     _benchmark(session, "bench_int8.py")
 
 
+@nox.session(name="bench-bf16", python=PYTHON)
+def bench_bf16(session: nox.Session) -> None:
+    """FP32 optimised vs offline BF16 vs TF runtime AMP vs both, ratios from one run (benchmarks/bench_bf16.py)."""
+    _benchmark(session, "bench_bf16.py")
+
+
 @nox.session(name="bench-instances", python=PYTHON)
 def bench_instances(session: nox.Session) -> None:
     """One instance on all cores vs pinned instances, ratios from one run (benchmarks/bench_instances.py)."""

@@ -158,7 +158,7 @@ def test_json_round_trip(topology: Detect, name: str) -> None:
         "precisions",
     ):
         assert key in data
-    assert set(data["precisions"]["int8"]) == {"accelerated", "instruction", "advice"}
+    assert set(data["precisions"]["int8"]) == {"accelerated", "instruction", "advice", "flags", "kernels"}
     assert data["cores"][0].keys() >= {"socket", "core_id", "cpus", "kind"}
 
 
@@ -230,3 +230,54 @@ def test_int8_advice_depends_on_the_vector_units() -> None:
     assert "smaller and model-dependent" in advice("avx", "avx2", "fma")
     assert "may be slower than FP32" in advice("avx", "sse4_2")
     assert "2-4x" in advice("avx2", "avx512f", "avx512_vnni")
+
+
+def test_zen5_capture_has_vnni_and_bf16_without_amx(topology: Detect) -> None:
+    t = topology("zen5_2vcpu")
+    assert t.vendor == "AuthenticAMD" and t.logical_cpus == 2
+    assert {"avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni"} <= set(t.isa) and "amx_tile" not in t.isa
+    assert t.onednn_default
+    int8, bf16 = t.precisions["int8"], t.precisions["bf16"]
+    assert int8.instruction == "avx512_vnni" and int8.flags == ("avx512_vnni", "avx_vnni")
+    assert int8.kernels == "avx512_core_vnni"
+    assert bf16.accelerated and bf16.kernels == "avx512_core_bf16"
+    assert "without AMX" in bf16.advice and "measure first" in bf16.advice
+    assert t.summary().endswith("AVX512F AVX512_VNNI AVX_VNNI AVX512_BF16")
+
+
+def test_amx_xeon_capture_names_amx_int8_and_bf16(topology: Detect) -> None:
+    t = topology("xeon_amx_2vcpu")
+    assert (t.physical_cores, t.logical_cpus, t.threads_per_core) == (1, 2, 2)
+    int8, bf16, fp16 = t.precisions["int8"], t.precisions["bf16"], t.precisions["fp16"]
+    assert int8.flags == ("amx_int8", "avx512_vnni", "avx_vnni") and int8.kernels == "avx512_core_amx"
+    assert bf16.flags == ("amx_bf16", "avx512_bf16") and bf16.kernels == "avx512_core_amx"
+    assert "AMX_BF16 tiles" in bf16.advice and "AMX_INT8 tiles" in int8.advice
+    assert fp16.kernels == "avx512_core_fp16"
+    line = t.summary()
+    assert "AMX_INT8" in line and "AMX_BF16" in line and "AVX512_VNNI" in line and "AVX512_BF16" in line
+    assert "AMX_TILE" not in line
+
+
+def test_avx2_only_summary_says_what_is_missing(topology: Detect) -> None:
+    t = topology("this_machine")
+    assert t.summary().endswith("AVX2, no VNNI/BF16/AMX")
+    assert t.precisions["int8"].kernels == "avx2" and not t.precisions["int8"].flags
+    assert t.precisions["bf16"].kernels == "" and not t.precisions["bf16"].accelerated
+
+
+def test_avx_vnni_only_uses_the_256_bit_kernels() -> None:
+    from tfcpu.topology.isa import precisions
+
+    int8 = {p.name: p for p in precisions(("avx", "fma", "avx2", "avx_vnni"))}["int8"]
+    assert int8.instruction == "avx_vnni" and int8.kernels == "avx2_vnni"
+    assert "256-bit" in int8.advice
+
+
+def test_table_shows_flags_and_kernels_per_precision(topology: Detect) -> None:
+    from tfcpu.topology.render import table_rows
+
+    rows = dict(table_rows(topology("xeon_amx_2vcpu")))
+    assert rows["int8 accelerated"].startswith(
+        "yes via AMX_INT8, AVX512_VNNI, AVX_VNNI (oneDNN avx512_core_amx kernels)"
+    )
+    assert "AMX_INT8 AMX_BF16" in rows["inference ISA"]

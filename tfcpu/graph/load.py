@@ -10,7 +10,8 @@ Sources accepted by :func:`load`:
 * ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
   ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
   (random weights: benchmarks and tests need no download). :func:`resolve_application` is
-  reused by ``tfcpu demo``/``bench``.
+  reused by ``tfcpu demo``/``bench``. Batch norms and biases get seeded trained-like values by
+  default (``realistic_weights``, :mod:`tfcpu.graph._keras_weights`); ``metadata["weights"]`` says so.
 
 Files are checked *before* parsing (missing, empty, a directory that is not a SavedModel,
 larger than protobuf's 2 GiB limit) and after (protobuf decode errors, bytes the parser
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ def load(
     *,
     signature: str | None = None,
     allow_unsafe_ops: Sequence[str] | str | None = None,
+    realistic_weights: bool = True,
 ) -> Model:
     """Load ``source`` as a frozen Model. See the module docstring for the accepted sources.
 
@@ -65,14 +68,16 @@ def load(
         allow_unsafe_ops: op types the safety scan (:mod:`tfcpu.graph.safety`) may let through,
             e.g. ``["ReadFile"]``; by default a graph that touches files, the network or Python
             is refused with UnsafeModelError before TensorFlow imports it.
+        realistic_weights: for ``"keras:<Application>"`` only: randomise batch norms and biases to
+            trained-like values (default); False keeps Keras's initial identity batch norms and zero biases.
     """
     from tfcpu.graph import safety
 
     with safety.allowing(allow_unsafe_ops):
-        return _load(source, inputs, outputs, signature)
+        return _load(source, inputs, outputs, signature, realistic_weights)
 
 
-def _load(source: Any, inputs: Names, outputs: Names, signature: str | None) -> Model:
+def _load(source: Any, inputs: Names, outputs: Names, signature: str | None, realistic: bool = True) -> Model:
     in_names = _names(inputs, "inputs")
     out_names = _names(outputs, "outputs")
     tf = None
@@ -80,7 +85,10 @@ def _load(source: Any, inputs: Names, outputs: Names, signature: str | None) -> 
         text = os.fspath(source)
         app = _application_name(text)
         if app is not None:
-            return _from_keras(resolve_application(app), in_names, out_names, f"keras:{app}")
+            keras_model = resolve_application(app, realistic_weights=realistic)
+            model = _from_keras(keras_model, in_names, out_names, f"keras:{app}")
+            weights = "random, batch norms and biases randomised (seed 0)" if realistic else "random (Keras init)"
+            return replace(model, metadata={**model.metadata, "weights": weights})
         path = Path(text)
         _check_path(path)
         if path.is_dir():
@@ -134,15 +142,27 @@ def _application_name(text: str) -> str | None:
     return None
 
 
-def resolve_application(name: str, *, weights: str | None = None) -> Any:
-    """Build ``tf.keras.applications.<name>(weights=weights)`` (random weights by default)."""
+def resolve_application(name: str, *, weights: str | None = None, realistic_weights: bool = True) -> Any:
+    """Build ``tf.keras.applications.<name>(weights=weights)`` (random weights by default).
+
+    Args:
+        name: the application, with or without the ``keras:`` prefix.
+        weights: Keras's ``weights=`` (None: random, no download; ``"imagenet"``: download).
+        realistic_weights: with random weights, give batch norms and biases trained-like seeded values
+            (:func:`tfcpu.graph._keras_weights.realistic_weights`, seed 0).
+    """
     if name.startswith("keras:"):
         name = name.split(":", 1)[1]
     if name not in APPLICATIONS:
         raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, APPLICATIONS))
     tf = import_tensorflow()
     logger.info("building tf.keras.applications.%s(weights=%s)", name, weights)
-    return getattr(tf.keras.applications, name)(weights=weights)
+    model = getattr(tf.keras.applications, name)(weights=weights)
+    if weights is None and realistic_weights:
+        from tfcpu.graph._keras_weights import realistic_weights as randomise
+
+        randomise(model, seed=0)
+    return model
 
 
 # -- files ------------------------------------------------------------------------------------

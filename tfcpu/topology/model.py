@@ -82,15 +82,33 @@ class Core:
 
 @dataclass(frozen=True)
 class Precision:
-    """Whether the hardware accelerates a numeric precision, and what that means."""
+    """Whether the hardware accelerates a numeric precision, and what that means.
+
+    Attributes:
+        name: ``fp32``, ``int8``, ``bf16`` or ``fp16``.
+        accelerated: the CPU has instructions made for it (VNNI, AMX, AVX512_BF16...).
+        instruction: the best such flag (``amx_int8``, ``avx512_vnni``...), None without one.
+        advice: one line: what that means for speed, with measured numbers where tfcpu has them.
+        flags: every flag present that serves this precision, best first.
+        kernels: the oneDNN ISA whose kernels run it here (``avx512_core_amx``, ``avx512_core_vnni``,
+            ``avx2_vnni``, ``avx512_core_bf16``...), as oneDNN's verbose log names it; ``""`` if none.
+    """
 
     name: str
     accelerated: bool
     instruction: str | None
     advice: str
+    flags: tuple[str, ...] = ()
+    kernels: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accelerated": self.accelerated, "instruction": self.instruction, "advice": self.advice}
+        return {
+            "accelerated": self.accelerated,
+            "instruction": self.instruction,
+            "advice": self.advice,
+            "flags": list(self.flags),
+            "kernels": self.kernels,
+        }
 
 
 @dataclass(frozen=True)
@@ -290,15 +308,27 @@ class Topology(TextTable):
         return cls.from_dict(json.loads(text))
 
     # -- rendering ----------------------------------------------------------------------
+    def isa_summary(self) -> str:
+        """The vector width and every INT8/BF16/FP16 instruction set, e.g. ``AVX512F AVX512_VNNI
+        AVX512_BF16 AMX_INT8 AMX_BF16``, or ``AVX2, no VNNI/BF16/AMX``."""
+        from tfcpu.topology.isa import inference_flags
+
+        vector = next((f for f in ("avx512f", "avx2", "avx") if f in self.isa), None)
+        extra = inference_flags(self.isa)
+        words = [f.upper() for f in ((vector,) if vector else ()) + extra]
+        if not extra:
+            words = [*(words or ["no AVX"])]
+            words[-1] += ", no VNNI/BF16/AMX"
+        return " ".join(words)
+
     def summary(self) -> str:
-        """One line: ``1 socket, 2 cores, 2 CPUs (2 usable), AVX2, no VNNI``."""
+        """One line: ``<model>: 1 socket(s), ..., 2 usable (0-1), AVX512F AVX512_VNNI AMX_INT8 AMX_BF16``."""
         quota = f", quota {self.cpu_quota:g} CPUs" if self.cpu_quota is not None else ""
-        best = next((f for f in ("amx_tile", "avx512f", "avx2", "avx") if f in self.isa), "no AVX")
         return (
             f"{self.model_name}: {self.sockets} socket(s), {len(self.numa_nodes)} NUMA node(s), "
             f"{self.physical_cores} cores, {self.logical_cpus} CPUs, "
             f"{self.usable_cpus} usable ({format_cpulist(self.usable_cpu_set)}){quota}, "
-            f"{best.upper()}"
+            f"{self.isa_summary()}"
         )
 
     def __rich__(self) -> Any:

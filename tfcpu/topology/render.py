@@ -26,14 +26,16 @@ def table_rows(topo: Topology) -> list[tuple[str, str]]:
         ("CPU quota", quota),
         ("usable CPUs", f"{topo.usable_cpus} ({topo.usable_physical_cores} physical cores)"),
         ("ISA", " ".join(topo.isa) or "unknown"),
+        ("inference ISA", topo.isa_summary()),
         ("virtual machine", "yes" if topo.is_vm else "no"),
         ("hybrid P/E cores", "yes" if topo.hybrid else "no"),
         ("oneDNN on by default", "yes" if topo.onednn_default else "no (set TF_ENABLE_ONEDNN_OPTS=1)"),
     ]
     for name, prec in topo.precisions.items():
         mark = "yes" if prec.accelerated else "no"
-        instr = f" via {prec.instruction}" if prec.instruction else ""
-        rows.append((f"{name} accelerated", f"{mark}{instr}: {prec.advice}"))
+        instr = f" via {', '.join(f.upper() for f in prec.flags)}" if prec.flags and prec.accelerated else ""
+        kernels = f" (oneDNN {prec.kernels} kernels)" if prec.kernels else ""
+        rows.append((f"{name} accelerated", f"{mark}{instr}{kernels}: {prec.advice}"))
     for note in topo.notes:
         rows.append(("note", note))
     return rows

@@ -1,6 +1,7 @@
 """Write the synthetic topology captures in this folder (``python build_captures.py``).
 
-``this_machine.json`` is a real capture (``tfcpu topology --capture``); the others are
+``this_machine.json`` (AMD EPYC Milan, AVX2) and ``zen5_2vcpu.json`` (AMD EPYC Zen 5, AVX-512 with
+VNNI and BF16, no AMX) are real captures (``tfcpu topology --capture``); the others are
 built here from the facts of well-known machines, file by file as the Linux kernel lays
 them out, so each test reads exactly what ``Topology.detect`` reads on such a machine.
 """
@@ -144,6 +145,14 @@ def vm_no_numa() -> dict[str, str]:
     return m.files(numa=False)
 
 
+def xeon_amx_2vcpu() -> dict[str, str]:
+    """A 2-vCPU Sapphire Rapids KVM guest (1 core x 2 threads): AMX_INT8/AMX_BF16, AVX512_VNNI/BF16/FP16, AVX_VNNI."""
+    m = Machine("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "GenuineIntel", SPR_FLAGS + " avx_vnni")
+    for cpu in range(2):
+        m.cpu(cpu, 0, 0, node=0)
+    return m.files()
+
+
 def container_quota() -> dict[str, str]:
     """A container on a 16-core/32-thread host: cpuset 0-3,16-19 and cgroup v2 quota of 2 CPUs."""
     m = Machine("Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "GenuineIntel", XEON_CLX_FLAGS)
@@ -216,6 +225,7 @@ CAPTURES = {
     "xeon_gold_6252_2s": xeon_gold_6252_2s,
     "xeon_1s_18c": xeon_1s_18c,
     "vm_no_numa": vm_no_numa,
+    "xeon_amx_2vcpu": xeon_amx_2vcpu,
     "container_quota": container_quota,
     "container_v1_quota": container_v1_quota,
     "epyc_8_l3": epyc_8_l3,

@@ -1,0 +1,79 @@
+"""Trained-like batch-norm statistics and biases for random-weight Keras models.
+
+``tf.keras.applications.<Name>(weights=None)`` initialises every batch norm to identity
+(mean 0, variance 1, gamma 1, beta 0) and every bias to zero. Grappler and tfcpu's passes then
+fold or drop those ops as no-ops, so a benchmark or a numerical check on such a model measures a
+graph no trained model has. :func:`realistic_weights` gives them seeded values in the ranges
+trained networks show, so folds change weights and every BiasAdd survives.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+__all__ = ["realistic_weights"]
+
+log = logging.getLogger(__name__)
+
+_BN_NAMES = ("BatchNormalization", "SyncBatchNormalization")
+
+
+_BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _bn_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> Any:
+    """Scales (gamma, variance) ~ U(0.5, 1.5); shifts (beta, mean) ~ N(0, 0.1)."""
+    if name in ("gamma", "moving_variance"):
+        return rng.uniform(0.5, 1.5, shape)
+    return rng.normal(0.0, 0.1, shape)
+
+
+def _assign(variable: Any, value: Any) -> None:
+    variable.assign(np.asarray(value).astype(np.dtype(str(getattr(variable.dtype, "name", variable.dtype)))))
+
+
+def _shape(variable: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in variable.shape)
+
+
+def _layers(model: Any) -> list[Any]:
+    """Every layer, nested models included (Keras 3 and tf_keras both have ``_flatten_layers``)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return [layer for layer in flatten(include_self=False, recursive=True)]
+    return list(getattr(model, "layers", []))
+
+
+def realistic_weights(model: Any, *, seed: int = 0) -> dict[str, int]:
+    """Give a Keras model's batch norms and biases trained-like values, in place.
+
+    Batch norms: gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1), moving mean ~ N(0, 0.1), moving variance
+    ~ U(0.5, 1.5). Biases of every layer that has one (Dense, Conv, DepthwiseConv...): ~ N(0, 0.05).
+    Kernels keep their initialiser's values.
+
+    Args:
+        model: a Keras 3 or tf_keras model.
+        seed: the random seed; the same seed gives the same values.
+
+    Returns:
+        How many batch-norm layers and biases were changed: ``{"batch_norms": n, "biases": m}``.
+    """
+    rng = np.random.default_rng(seed)
+    bns = biases = 0
+    for layer in _layers(model):
+        if type(layer).__name__ in _BN_NAMES:
+            for name in _BN_VARIABLES:
+                variable = getattr(layer, name, None)
+                if variable is not None:
+                    _assign(variable, _bn_value(rng, name, _shape(variable)))
+            bns += 1
+            continue
+        bias = getattr(layer, "bias", None)
+        if bias is not None and hasattr(bias, "assign") and getattr(layer, "use_bias", True):
+            _assign(bias, rng.normal(0.0, 0.05, _shape(bias)))
+            biases += 1
+    log.debug("realistic_weights: %d batch norms, %d biases randomised (seed %d)", bns, biases, seed)
+    return {"batch_norms": bns, "biases": biases}
