@@ -77,14 +77,12 @@ def _batches(spec: WorkerSpec, model: Model) -> list[list[np.ndarray]]:
 
 
 def _feeds(spec: WorkerSpec, batches: list[list[np.ndarray]]) -> Iterable[Sequence[np.ndarray]]:
+    """A shard's batches once each; a synthetic batch ``timed_steps`` times (or until the deadline)."""
+    from tfcpu.runtime.runner import repeat_feeds
+
     if spec.data.sharded:
-        yield from batches
-        return
-    steps = spec.options.timed_steps
-    i = 0
-    while steps is None or i < steps:
-        yield batches[0]
-        i += 1
+        return iter(batches)
+    return repeat_feeds(batches, spec.options.timed_steps)
 
 
 def _save_outputs(
