@@ -49,6 +49,12 @@ _LAZY: dict[str, str] = {
     "SafetyReport": "tfcpu.graph.safety",
     "Quantizer": "tfcpu.quantize",
     "QuantizationResult": "tfcpu.quantize",
+    "Runner": "tfcpu.runtime.runner",
+    "BenchmarkOptions": "tfcpu.runtime.backends._base",
+    "BenchmarkResult": "tfcpu.runtime.results",
+    "MultiInstanceResult": "tfcpu.runtime.results",
+    "InstanceSettings": "tfcpu.runtime.multi",
+    "TuneResult": "tfcpu.runtime.tune",
 }
 
 if TYPE_CHECKING:
@@ -58,25 +64,35 @@ if TYPE_CHECKING:
     from tfcpu.graph.safety import SafetyReport
     from tfcpu.plan import Instance, InstancePlan
     from tfcpu.quantize import QuantizationResult, Quantizer
+    from tfcpu.runtime.backends._base import BenchmarkOptions
+    from tfcpu.runtime.multi import InstanceSettings
+    from tfcpu.runtime.results import BenchmarkResult, MultiInstanceResult
+    from tfcpu.runtime.runner import Runner
+    from tfcpu.runtime.tune import TuneResult
     from tfcpu.session.config import SessionConfig
     from tfcpu.session.runtime import RuntimeInfo, runtime_info
 
 __all__ = [
+    "BenchmarkOptions",
+    "BenchmarkResult",
     "ConfigError",
     "GraphError",
     "GraphOptimizer",
     "Instance",
     "InstanceError",
     "InstancePlan",
+    "InstanceSettings",
     "MissingDependencyError",
     "Model",
     "ModelError",
+    "MultiInstanceResult",
     "OptimizationResult",
     "PassError",
     "PlanError",
     "QuantizationError",
     "QuantizationResult",
     "Quantizer",
+    "Runner",
     "RunnerError",
     "RuntimeInfo",
     "SafetyReport",
@@ -85,6 +101,7 @@ __all__ = [
     "TfcpuError",
     "Topology",
     "TopologyError",
+    "TuneResult",
     "UnsafeModelError",
     "__version__",
     "load",

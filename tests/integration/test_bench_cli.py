@@ -57,3 +57,20 @@ def test_bench_bad_input_is_one_line(tmp_path: Path) -> None:
     out = _tfcpu("bench", str(tmp_path / "missing.pb"))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.startswith("tfcpu bench: error:")
+
+
+def test_bench_backend_and_its_options_reach_the_runner_and_the_workers(model_pb: Path) -> None:
+    out = _tfcpu("bench", str(model_pb), "--backend", "tensorflw")
+    assert out.returncode == 2 and "did you mean 'tensorflow'" in out.stderr, out.stderr
+    # one process: the Runner's backend gets the options (the tensorflow backend takes none)
+    out = _tfcpu("bench", str(model_pb), "--steps", "2", "--backend-option", "streams=2")
+    assert out.returncode == 2 and "takes no options, got streams" in out.stderr, out.stderr
+    # instances: the options travel in the WorkerSpec; the child's own cause comes back first
+    out = _tfcpu("bench", str(model_pb), "--instances", "1", "--steps", "2", "--backend-option", "streams=2", "--json")
+    assert out.returncode == 1, out.stderr
+    data = json.loads(out.stdout)
+    assert data["partial"] and data["instances"][0]["error"].startswith("ConfigError: the tensorflow backend takes no")
+    ok = _tfcpu("bench", str(model_pb), "--instances", "1", "--steps", "3", "--backend", "tensorflow", "--json")
+    assert ok.returncode == 0, ok.stderr
+    bench = json.loads(ok.stdout)["instances"][0]["benchmark"]
+    assert bench["backend"]["backend"] == "tensorflow" and bench["backend"]["precision"] == "fp32"

@@ -61,7 +61,17 @@ def test_demo_measures_the_six_steps_of_figure_1(keras_file: Path, tmp_path: Pat
     data = json.loads((out / "demo.json").read_text())
     rows = data["rows"]
     assert [r["name"] for r in rows][:6] == SIX_ROWS
-    assert all(r["status"] == "ok" and r["throughput"] > 0 for r in rows), rows
+    assert all(r["status"] == "ok" and r["throughput"] > 0 for r in rows if r["name"] != "BF16"), rows
+    bf16 = next(r for r in rows if r["name"] == "BF16")
+    from tfcpu.topology import Topology
+
+    if Topology.detect().precisions["bf16"].accelerated:  # the graph Quantizer().bf16() makes, labelled from its ops
+        assert bf16["status"] == "ok" and bf16["precision"] == "bf16" and "bfloat16" in bf16["note"], bf16
+    else:
+        assert bf16["status"] == "skipped" and "AVX512_BF16" in bf16["note"], bf16
+    for r in rows:  # every measured row reports its spread
+        if r["status"] == "ok":
+            assert len(r["rounds"]) == 3 and r["spread"] >= 0, r
     base = rows[0]["throughput"]
     for r in rows:  # speedups are ratios to the first row of the same run
         assert r["speedup"] == pytest.approx(r["throughput"] / base)
@@ -74,6 +84,8 @@ def test_demo_measures_the_six_steps_of_figure_1(keras_file: Path, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["demo.json", "demo.png"]  # no temporaries left
     assert hashlib.sha256(keras_file.read_bytes()).hexdigest() == before  # the input is untouched
     assert "best:" in proc.stdout and "INT8" in proc.stdout
+    assert data["files"] == ["demo.json", "demo.png"]
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"wrote {out}/demo.json and {out}/demo.png")
 
 
 def test_a_graph_with_nothing_to_quantise_skips_the_int8_rows(tmp_path: Path) -> None:
@@ -89,3 +101,48 @@ def test_a_graph_with_nothing_to_quantise_skips_the_int8_rows(tmp_path: Path) ->
     # never an "INT8" number measured on the FP32 graph
     assert status["INT8"] == "skipped" and status["INT8 + multi-instance"] == "skipped"
     assert any(n.startswith("INT8 rows skipped") for n in data["notes"]), data["notes"]
+
+
+BF16_PROBE = r"""
+import json, sys
+sys.path.insert(0, {root!r})
+from tests.graphs import tiny_convnet
+from tfcpu.demo._measure import graph_precision, measure
+from tfcpu.demo._steps import bf16_graph, optimised_graph
+from tfcpu.plan import InstancePlan
+from tfcpu.runtime.backends import BenchmarkOptions
+from tfcpu.topology import Topology
+
+topo = Topology.detect()
+graph = bf16_graph(optimised_graph(tiny_convnet()), topo)
+got = measure(graph, InstancePlan.for_topology(topo, instances=1), BenchmarkOptions(batch_size=2, steps=3), onednn=True)
+ops = sorted({{n.op for n in graph.graph_def.node if any(n.attr[k].type == 14 for k in ("T", "DstT") if k in n.attr)}})
+print(json.dumps({{"precision": graph_precision(graph), "ops": ops, "throughput": got.throughput}}))
+"""
+
+
+def test_the_bf16_row_times_the_graph_quantizer_bf16_makes() -> None:
+    """On this CPU (AVX512_BF16) the BF16 row's graph is Quantizer().bf16()'s, and it holds BF16 ops."""
+    import os
+    import sys
+
+    from tfcpu.session.precision import child_env, decide_onednn
+    from tfcpu.topology import Topology
+
+    if not Topology.detect().precisions["bf16"].accelerated:  # elsewhere the row is refused, with the reason
+        from tests.graphs import tiny_convnet
+        from tfcpu.demo._steps import bf16_graph
+        from tfcpu.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            bf16_graph(tiny_convnet())
+        return
+    root = str(Path(__file__).resolve().parents[2])
+    env = child_env(decide_onednn(needs_onednn=True, environ={}), {**os.environ, "PYTHONPATH": root})
+    code = BF16_PROBE.format(root=root)
+    proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["precision"][0] == "bf16" and data["precision"][1].endswith("ops in bfloat16")
+    assert "Conv2D" in data["ops"] or "_FusedConv2D" in data["ops"] or "MatMul" in data["ops"], data["ops"]
+    assert data["throughput"] > 0

@@ -158,3 +158,44 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
     assert b"KeyboardInterrupt" in err
     time.sleep(0.5)
     assert _all_workers_on_machine(str(tmp_path)) == []
+
+
+def test_a_module_in_the_cwd_named_like_the_stdlib_is_not_imported_by_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfcpu.runtime.backends._base import BenchmarkOptions
+
+    marker = tmp_path / "imported"
+    for name in ("grp", "random", "pwd"):
+        (tmp_path / f"{name}.py").write_text(
+            f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\nraise SystemExit('shadow {name} imported')\n"
+        )
+    # the shadow works: a plain `python -c` started in that directory imports it
+    subprocess.run([sys.executable, "-c", "import grp"], cwd=tmp_path, capture_output=True)
+    assert marker.read_text() == "grp\n"
+    marker.unlink()
+    monkeypatch.chdir(tmp_path)
+    res = run_instances(echo_ids(), _plan(2), BenchmarkOptions(batch_size=4, warmup=1, steps=5))
+    assert not res.partial, [i.error for i in res.instances]
+    assert not marker.exists()
+    assert all(i.benchmark is not None and i.benchmark.backend["backend"] == "tensorflow" for i in res.instances)
+
+
+def test_a_failing_worker_leads_with_its_cause_and_strict_raises_instance_error() -> None:
+    from tfcpu.errors import InstanceError
+    from tfcpu.runtime.backends._base import BenchmarkOptions
+    from tfcpu.runtime.multi import InstanceSettings
+
+    # the tensorflow backend refuses options it does not know, inside the child
+    settings = InstanceSettings(backend_options=(("streams", 2),))
+    res = run_instances(echo_ids(), _plan(1), BenchmarkOptions(batch_size=4, steps=2), settings=settings)
+    assert res.partial
+    assert res.instances[0].error.startswith("ConfigError: the tensorflow backend takes no options, got streams")
+    with pytest.raises(InstanceError, match=r"instance 0 failed.*ConfigError: the tensorflow backend takes no options"):
+        run_instances(
+            echo_ids(),
+            _plan(1),
+            BenchmarkOptions(batch_size=4, steps=2),
+            settings=InstanceSettings(backend_options=(("streams", 2),), strict=True),
+        )
+    assert _workers() == []

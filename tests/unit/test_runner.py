@@ -112,3 +112,24 @@ def test_benchmark_on_a_dataset_uses_every_item(model, config) -> None:  # type:
             r.benchmark(batch_size=0)
         with pytest.raises(ConfigError, match="unknown data source"):
             r.benchmark(data="imagenet")
+
+
+def test_benchmark_takes_one_options_value_and_says_what_ran(model, config) -> None:  # type: ignore[no-untyped-def]
+    from tfcpu.runtime.backends import BenchmarkOptions
+
+    with Runner(model, config, name="opts") as r:
+        res = r.benchmark(BenchmarkOptions(batch_size=2, warmup=1, steps=6, seed=3))
+        assert r.describe()["backend"] == "tensorflow"
+        with pytest.raises(ConfigError, match="not both"):
+            r.benchmark(BenchmarkOptions(steps=1), batch_size=4)
+    assert res.steps == 6 and res.items == 12 and res.warmup == 1
+    assert res.backend["backend"] == "tensorflow" and res.backend["precision"] == "fp32"
+    assert res.backend["intra_op_threads"] == 1
+    assert len(res.rounds) == 3 and all(t > 0 for t in res.rounds)
+
+
+def test_unknown_backend_and_options_are_refused(model, config) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="did you mean 'tensorflow'"):
+        Runner(model, config, backend="tensorfow")
+    with pytest.raises(ConfigError, match="takes no options"), Runner(model, config, options={"streams": 2}):
+        pass

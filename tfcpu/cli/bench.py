@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
 from tfcpu.cli.inspect import add_allow_unsafe_arg
-from tfcpu.errors import ConfigError
+from tfcpu.errors import ConfigError, PlanError
 
 log = logging.getLogger(__name__)
 
@@ -28,82 +27,128 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--inputs", nargs="+", help="input tensor names (default: the placeholders)")
     p.add_argument("--outputs", nargs="+", help="output tensor names (default: the graph's sinks)")
     add_allow_unsafe_arg(p)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--warmup", type=int, default=5, help="untimed batches after the first run")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="timed batches (default 50)")
-    length.add_argument("--duration", type=float, help="timed seconds instead of a step count")
-    p.add_argument("--shape", action="append", metavar="NAME:D,D,..", help="shape of an input with unknown dims")
+    add_timing_args(p)
     onednn = p.add_mutually_exclusive_group()
-    onednn.add_argument("--onednn", dest="onednn", action="store_true", default=None, help="TF_ENABLE_ONEDNN_OPTS=1")
-    onednn.add_argument("--no-onednn", dest="onednn", action="store_false", help="TF_ENABLE_ONEDNN_OPTS=0")
+    onednn.add_argument("--onednn", dest="onednn", action="store_true", default=None, help="turn oneDNN on")
+    onednn.add_argument("--no-onednn", dest="onednn", action="store_false", help="turn oneDNN off")
     add_layout_args(p, auto=True)
+    p.add_argument("--backend", default="tensorflow", help="the runtime that runs the model (tensorflow, openvino)")
+    p.add_argument(
+        "--backend-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a backend setting, repeatable (e.g. --backend-option hint=throughput); VALUE is JSON or text",
+    )
     p.add_argument("--itex", action="store_true", help="configure Intel Extension for TensorFlow (tfcpu[itex])")
     p.add_argument("--amp", choices=("bf16",), help="with --itex: ITEX's auto mixed precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
+def add_timing_args(
+    p: argparse.ArgumentParser, *, steps: bool = True, many_batch_sizes: bool = False, warmup: int = 5
+) -> None:
+    """The timing flags every measuring command shares (they become one BenchmarkOptions).
+
+    Args:
+        p: the subcommand's parser.
+        steps: add ``--steps``/``--duration`` (``tune`` has its own ``--duration``).
+        many_batch_sizes: ``--batch-size`` takes one or more values (``tune`` sweeps them).
+        warmup: the default of ``--warmup``.
+    """
+    if many_batch_sizes:
+        p.add_argument("--batch-size", type=int, nargs="+", default=[32], help="one or more batch sizes")
+    else:
+        p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed batches after the first run")
+    if steps:
+        length = p.add_mutually_exclusive_group()
+        length.add_argument("--steps", type=int, help="timed batches (default 50)")
+        length.add_argument("--duration", type=float, help="timed seconds instead of a step count")
+    p.add_argument("--shape", action="append", metavar="NAME:D,D,..", help="shape of an input with unknown dims")
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The one BenchmarkOptions of ``tfcpu bench`` / ``tune`` from their timing flags."""
+    from tfcpu.runtime.backends._base import BenchmarkOptions
+
+    batch_sizes = args.batch_size if isinstance(args.batch_size, list) else [args.batch_size]
+    if any(b < 1 for b in batch_sizes):
+        raise ConfigError("--batch-size must be >= 1", hint="e.g. --batch-size 32")
+    shapes = parse_shapes(getattr(args, "shape", None))
+    steps = getattr(args, "steps", None)
+    return BenchmarkOptions(
+        batch_size=batch_sizes[0],
+        warmup=args.warmup,
+        steps=steps,
+        duration=args.duration if steps is None else None,
+        shapes=tuple(shapes.items()),
+    )
+
+
+def backend_options(values: list[str] | None) -> dict[str, Any]:
+    """``["hint=throughput", "streams=2"]`` -> ``{"hint": "throughput", "streams": 2}`` (JSON values, else text)."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --backend-option {item!r}", hint="write KEY=VALUE, e.g. --backend-option streams=2")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+def cli_plan(args: argparse.Namespace) -> Any:
+    """The instance plan from the layout flags, refused with a command-line hint (before TensorFlow loads)."""
+    try:
+        return plan_from_args(args)
+    except PlanError as exc:
+        hint = (exc.hint or "").replace("cores_per_instance=", "--cores-per-instance ")
+        raise PlanError(
+            exc.what, where=exc.where, why=exc.why, hint=hint.replace("instances=", "--instances ")
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tfcpu.graph.load import load
+    from tfcpu.runtime.backends._base import check_backend
 
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
-    shapes = parse_shapes(args.shape)
-    env = {} if args.onednn is None else {"TF_ENABLE_ONEDNN_OPTS": "1" if args.onednn else "0"}
+    options = options_from_args(args)
+    check_backend(args.backend, where="--backend")
+    backend_opts = backend_options(args.backend_option)
     itex = _itex_settings(args)
-    if itex is not None:
-        env.update({**itex.env(), "TF_ENABLE_ONEDNN_OPTS": "1"})
     single = args.instances is None and args.cores_per_instance is None and not args.auto
-    if single:
-        # One process: the environment must be in place before TensorFlow starts (load does).
-        from tfcpu.session.config import SessionConfig
-
-        config = SessionConfig.for_topology()
-        if args.onednn is not None:
-            config = config.with_onednn(args.onednn)
-        elif "TF_ENABLE_ONEDNN_OPTS" not in os.environ and _looks_quantised(args.model):
-            config = config.with_onednn(True)  # TensorFlow reads it at import: decide before load
-            log.info("%s holds quantised ops: oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)", args.model)
-        if itex is not None:
-            config = config.with_itex(amp=itex.amp)
-        config.apply()
+    plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
+    config = _prepare_single(args, itex) if single else None
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    settings = _settings(args, itex, backend_opts)
     result: Any
     if single:
         from tfcpu.runtime.runner import Runner
 
-        with progress_bar("benchmark", enabled=not args.json) as update, Runner(model, config) as runner:
-            result = runner.benchmark(
-                batch_size=args.batch_size,
-                warmup=args.warmup,
-                steps=args.steps,
-                duration=args.duration,
-                shapes=shapes,
-                progress=lambda done, total: update(done, total),
-            )
+        with (
+            progress_bar("benchmark", enabled=not args.json) as update,
+            Runner(model, config, backend=args.backend, options=backend_opts) as runner,
+        ):
+            result = runner.benchmark(options, progress=lambda done, total: update(done, total))
         data = result.to_dict()
     elif args.auto:
         from tfcpu.runtime.tune import tune
 
         with progress_bar("sweep", enabled=not args.json) as update:
-            sweep = tune(
-                model,
-                batch_sizes=(args.batch_size,),
-                steps=args.steps,
-                duration=args.duration if args.steps is None else None,
-                warmup=args.warmup,
-                progress=update,
-            )
+            sweep = tune(model, options=options, settings=settings, progress=update)
         if sweep.best is None:
             raise ConfigError("no layout completed", hint="run with --debug to see why instances failed")
         if not args.json:
             print_rich(sweep)
-        result = _multi(args, model, shapes, env, cores_per_instance=sweep.best.cores_per_instance)
+        args.instances, args.cores_per_instance = None, sweep.best.cores_per_instance
+        result = _multi(args, model, cli_plan(args), options, settings)
         data = result.without_outputs().to_dict()
         data["sweep"] = sweep.to_dict()
     else:
-        result = _multi(args, model, shapes, env)
+        result = _multi(args, model, plan, options, settings)
         data = result.without_outputs().to_dict()
     if args.json:
         data.setdefault("latency_ms", _latency(result))
@@ -116,29 +161,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _multi(
-    args: argparse.Namespace,
-    model: Any,
-    shapes: dict[str, tuple[int, ...]],
-    env: dict[str, str],
-    cores_per_instance: int | None = None,
-) -> Any:
+def _prepare_single(args: argparse.Namespace, itex: Any) -> Any:
+    """One process: the oneDNN decision and the thread variables must be in place before TensorFlow starts."""
+    from tfcpu.session.config import SessionConfig
+    from tfcpu.session.precision import decide_onednn, prepare_process
+
+    decision = decide_onednn(needs_onednn=_looks_quantised(args.model), explicit=args.onednn, itex=itex is not None)
+    prepare_process(decision, where="tfcpu bench")  # TensorFlow reads it at import: decide before load
+    log.info("%s: %s", args.model, decision.reason)
+    config = SessionConfig.for_topology()
+    if itex is not None:
+        config = config.with_itex(amp=itex.amp)
+    config.apply()
+    return config
+
+
+def _settings(args: argparse.Namespace, itex: Any, backend_opts: dict[str, Any]) -> Any:
+    from tfcpu.runtime.multi import InstanceSettings
+
+    return InstanceSettings(
+        backend=args.backend,
+        backend_options=tuple(sorted(backend_opts.items())),
+        env=tuple(sorted(itex.env().items())) if itex is not None else (),
+        onednn=True if itex is not None else args.onednn,
+        debug=bool(getattr(args, "debug", False)),
+    )
+
+
+def _multi(args: argparse.Namespace, model: Any, plan: Any, options: Any, settings: Any) -> Any:
     from tfcpu.runtime.multi import run_instances
 
-    if cores_per_instance is not None:
-        args.instances, args.cores_per_instance = None, cores_per_instance
-    plan = plan_from_args(args)
     with progress_bar("instances", enabled=not args.json) as update:
         return run_instances(
-            model,
-            plan,
-            batch_size=args.batch_size,
-            warmup=args.warmup,
-            steps=args.steps,
-            duration=args.duration,
-            shapes=shapes,
-            env={**env, **_passthrough()},
-            progress=lambda phase, done, total: update(done, total, phase),
+            model, plan, options, settings=settings, progress=lambda phase, done, total: update(done, total, phase)
         )
 
 
@@ -151,7 +206,7 @@ def _itex_settings(args: argparse.Namespace) -> Any:
     from tfcpu.session.config import ItexSettings, itex_installed
 
     if args.onednn is False:
-        raise ConfigError("--itex needs oneDNN", why="ITEX requires TF_ENABLE_ONEDNN_OPTS=1", hint="drop --no-onednn")
+        raise ConfigError("--itex needs oneDNN", why="ITEX requires oneDNN on", hint="drop --no-onednn")
     if not itex_installed():
         from tfcpu.errors import MissingDependencyError
 
@@ -164,10 +219,6 @@ def _itex_settings(args: argparse.Namespace) -> Any:
 
         _check_itex_bf16()
     return settings
-
-
-def _passthrough() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k == "TF_ENABLE_ONEDNN_OPTS"}
 
 
 def _latency(result: Any) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import progress_bar
@@ -14,8 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="measure each optimisation step on ResNet-50 (or your model) and chart it",
         description="Keras predict → frozen graph with tuned threads → optimised graph → multi-instance "
-        "→ INT8 → INT8 multi-instance, each measured in the same run on synthetic data. Writes demo.json "
-        "and demo.png to --output.",
+        "→ INT8 → INT8 multi-instance → BF16, each measured in the same run on synthetic data. Writes demo.json "
+        "and demo.png (when matplotlib is installed) to --output.",
     )
     p.add_argument("--model", default="ResNet50", help="a tf.keras.applications name or a model path")
     p.add_argument("--output", default="tfcpu-demo", metavar="DIR", help="where demo.json and demo.png go")
@@ -47,5 +48,15 @@ def run(args: argparse.Namespace) -> int:
     best = result.best
     if best is not None:
         print(f"best: {best.name}, {best.throughput:.1f} img/s = {best.speedup:.2f}x the first row")
-    print(f"wrote {args.output}/demo.json and {args.output}/demo.png ({result.seconds / 60:.1f} min)")
+    print(last_line(args.output, result))
     return 0
+
+
+def last_line(output: str, result: Any) -> str:
+    """The demo's last line: the files it wrote, and the chart it could not draw."""
+    wrote = " and ".join(f"{output}/{name}" for name in result.files) or "nothing"
+    line = f"wrote {wrote} ({result.seconds / 60:.1f} min)"
+    if "demo.png" not in result.files:
+        reason = next((n for n in result.notes if n.startswith("no chart:")), "no chart")
+        line += f"; {reason}"
+    return line

@@ -7,6 +7,7 @@ import json
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import progress_bar
+from tfcpu.cli.bench import add_timing_args, options_from_args
 from tfcpu.cli.inspect import add_allow_unsafe_arg
 
 
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--inputs", nargs="+")
     p.add_argument("--outputs", nargs="+")
     add_allow_unsafe_arg(p)
-    p.add_argument("--batch-size", type=int, nargs="+", default=[32], help="one or more batch sizes")
+    add_timing_args(p, steps=False, many_batch_sizes=True, warmup=3)
     p.add_argument("--cores-per-instance", type=int, nargs="+", help="values to try (default 1, 2, 4, .., all)")
     p.add_argument("--onednn-sweep", action="store_true", help="also try oneDNN on and off")
     p.add_argument("--duration", type=float, default=10.0, help="timed seconds per layout")
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tfcpu.graph.load import load
     from tfcpu.runtime.tune import tune
 
+    options = options_from_args(args)  # refused before the model loads
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(
@@ -40,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
             cores_per_instance=args.cores_per_instance,
             batch_sizes=args.batch_size,
             onednn=(True, False) if args.onednn_sweep else (None,),
-            duration=args.duration,
             latency_budget_ms=args.latency_budget,
             progress=update,
+            options=options,
         )
     if args.plot:
         result.plot(args.plot)

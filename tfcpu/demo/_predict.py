@@ -1,16 +1,18 @@
 """Child process of the demo's baseline row: time ``model.predict`` on a saved Keras model.
 
-``python -m tfcpu.demo._predict MODEL.keras BATCH DURATION WARMUP OUT.json`` — the model is
+``python -P -m tfcpu.demo._predict MODEL.keras BATCH DURATION WARMUP OUT.json`` — the model is
 timed the way most users run inference first: ``model.predict`` on one in-memory batch,
-TensorFlow's default threads, no tfcpu settings.
+TensorFlow's default threads, no tfcpu settings. The timing is tfcpu's one timed loop
+(:func:`tfcpu.runtime.backends._base.timed_loop`), so this row means what every other row means.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -18,40 +20,44 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path, batch, duration, warmup, out = args[0], int(args[1]), float(args[2]), int(args[3]), args[4]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfcpu.session.precision import quiet_tensorflow
+
+    quiet_tensorflow()
     import keras
     import numpy as np
 
     from tfcpu._io import atomic_write_text
-    from tfcpu.runtime.stats import LatencyStats
+    from tfcpu.runtime.backends._base import timed_loop
+    from tfcpu.runtime.stats import LatencyStats, round_throughputs
 
     model = keras.models.load_model(path, compile=False)
     shape = (batch, *tuple(model.inputs[0].shape[1:]))
     x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+
+    def predict(ordered: Sequence[Any]) -> list[Any]:
+        return [model.predict(ordered[0], batch_size=batch, verbose=0)]
+
     t0 = time.perf_counter()
-    model.predict(x, batch_size=batch, verbose=0)
+    predict([x])
     first = time.perf_counter() - t0
     for _ in range(warmup):
-        model.predict(x, batch_size=batch, verbose=0)
-    lat = []
-    start = time.perf_counter()
-    while True:
-        b0 = time.perf_counter()
-        model.predict(x, batch_size=batch, verbose=0)
-        b1 = time.perf_counter()
-        lat.append(b1 - b0)
-        if b1 - start >= duration:
-            break
-    seconds = time.perf_counter() - start
+        predict([x])
+
+    def feeds() -> Iterator[list[Any]]:
+        while True:
+            yield [x]
+
+    timing = timed_loop(predict, feeds(), deadline=time.monotonic() + duration)
     atomic_write_text(
         out,
         json.dumps(
             {
-                "throughput": len(lat) * batch / seconds,
-                "items": len(lat) * batch,
-                "seconds": seconds,
+                "throughput": timing.throughput,
+                "items": timing.items,
+                "seconds": timing.seconds,
                 "first_run_ms": first * 1000,
-                "latency_ms": LatencyStats.from_seconds(lat).to_dict(),
+                "latency_ms": LatencyStats.from_seconds(timing.latencies).to_dict(),
+                "rounds": list(round_throughputs(timing.batches)),
             }
         ),
     )

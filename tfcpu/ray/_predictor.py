@@ -187,7 +187,7 @@ class Predictor:
                 ", ".join(sorted(instance.env)),
             )
         else:
-            os.environ.update(instance.env)
+            instance.session_config().apply()  # the plan's variables, set through the one writer (apply)
         payload = self._resolve(model)
         self.model = payload.to_model() if isinstance(payload, ModelPayload) else payload
         self._feeds = self._map_inputs(input_columns)

@@ -6,7 +6,11 @@ What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-s
 * one child per :class:`~tfcpu.plan.Instance`, started inside the plan's pinning prefix
   with the instance's environment (so thread variables are set before TensorFlow starts);
 * every child warms up, then waits at a barrier; the timed region starts for all at once;
-* results come back as JSON files, not scraped log lines;
+* parent and child talk through frozen, versioned values (:class:`~tfcpu.runtime._protocol.WorkerSpec`
+  in, :class:`~tfcpu.runtime._protocol.WorkerResult` out), JSON files, not scraped log lines;
+* children start with ``python -P`` (the user's current directory is not on their ``sys.path``)
+  and with the environment :func:`tfcpu.session.precision.child_env` builds (the oneDNN decision
+  for the model's ops, TensorFlow's C++ start-up lines silenced);
 * a child that crashes or hangs is reported (exit code or signal, last log lines), the
   others' results are kept and the aggregate is marked partial; every child runs in its own
   process group and is killed on deadline, error or Ctrl-C, so nothing is left behind.
@@ -15,7 +19,6 @@ What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-s
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -32,20 +35,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tfcpu._io import atomic_write_text
-from tfcpu.errors import ConfigError
+from tfcpu.errors import ConfigError, InstanceError
 from tfcpu.graph.model import Model
+from tfcpu.runtime._protocol import DataShard, WorkerPaths, WorkerResult, WorkerSpec
+from tfcpu.runtime._settings import InstanceSettings, from_keywords
+from tfcpu.runtime.backends._base import BenchmarkOptions, Timing
 from tfcpu.runtime.feeds import normalise_feed
-from tfcpu.runtime.results import BenchmarkResult, InstanceResult, MultiInstanceResult
-from tfcpu.runtime.stats import LatencyStats
+from tfcpu.runtime.results import InstanceResult, MultiInstanceResult
+from tfcpu.session.precision import child_env, decide_onednn
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import Instance, InstancePlan
 
-__all__ = ["kill_group", "pinned_argv", "run_instances", "shard_bounds"]
+__all__ = ["InstanceSettings", "kill_group", "pinned_argv", "run_instances", "shard_bounds", "worker_argv"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+Data = str | np.ndarray | Mapping[str, np.ndarray]
 
 
 def shard_bounds(n_items: int, n_shards: int) -> list[tuple[int, int]]:
@@ -80,7 +87,7 @@ def pinned_argv(inst: Instance, method: str, argv: Sequence[str]) -> list[str]:
     """
     if method == "sched_setaffinity":
         code = _TRAMPOLINE.format(cpus=sorted(inst.cpus))
-        return [sys.executable, "-c", code, *argv]
+        return [sys.executable, "-P", "-c", code, *argv]
     return list(inst.wrap(list(argv)))
 
 
@@ -105,169 +112,161 @@ def _tail(path: Path, lines: int = 20) -> tuple[str, ...]:
 class _Child:
     instance: Instance
     proc: subprocess.Popen[bytes]
-    spec: dict[str, Any]
+    spec: WorkerSpec
     log_path: Path
     status: str = "running"
     deadline: float = math.inf
 
     @property
     def ready(self) -> bool:
-        return Path(self.spec["ready_path"]).exists()
+        return Path(self.spec.paths.ready).exists()
+
+
+def worker_argv() -> list[str]:
+    """The worker's command line before the spec path: ``-P`` keeps the cwd off ``sys.path``."""
+    return [sys.executable, "-P", "-m", "tfcpu.runtime.worker"]
 
 
 def run_instances(
     model: Model,
     plan: InstancePlan,
+    options: BenchmarkOptions | None = None,
     *,
-    batch_size: int = 32,
-    warmup: int = 5,
-    steps: int | None = None,
-    duration: float | None = None,
-    data: str | np.ndarray | Mapping[str, np.ndarray] = "synthetic",
-    shapes: Mapping[str, Sequence[int]] | None = None,
-    collect_outputs: bool = False,
-    startup_timeout: float = 600.0,
-    timeout: float | None = None,
+    data: Data = "synthetic",
+    settings: InstanceSettings | None = None,
     progress: Progress | None = None,
-    env: Mapping[str, str] | None = None,
-    seed: int = 0,
-    threads: tuple[int, int] | None = None,
+    **keywords: Any,
 ) -> MultiInstanceResult:
     """Run ``model`` in one pinned child per instance of ``plan`` and aggregate honestly.
 
     Args:
+        model: the model every instance runs.
+        plan: the instances (CPUs, threads, environment, pinning method).
+        options: how each instance times (batch size, warm-up, steps or duration, seed, shapes);
+            ``steps``/``duration`` apply to synthetic data (default 50 steps).
         data: ``"synthetic"`` (each instance its own seeded random batch) or a dataset (an
             array for a single-input model, or a dict by input name): it is split into one
             contiguous shard per instance and every item is processed exactly once.
-        steps: timed batches per instance for synthetic data (default 50 when neither
-            ``steps`` nor ``duration`` is given).
-        duration: timed seconds per instance for synthetic data, instead of ``steps``.
-        collect_outputs: with a dataset, return the outputs in dataset order
-            (``result.outputs``).
-        startup_timeout: seconds an instance may take to load and warm up.
-        timeout: seconds an instance may run after the common start before it is killed;
-            default: 3 × duration + 120 s, or 600 s.
+        settings: how the children are started and supervised (backend, threads, environment,
+            timeouts, strictness); default ``InstanceSettings()``.
         progress: callback ``(phase, done, total)`` for progress bars.
-        env: extra environment for every child (e.g. ``TF_ENABLE_ONEDNN_OPTS``).
-        threads: ``(intra, inter)`` for every child instead of the plan's; ``0`` lets
-            TensorFlow choose (its defaults), for baselines.
+        **keywords: the former keyword form, still accepted: ``batch_size``, ``warmup``, ``steps``,
+            ``duration``, ``shapes``, ``seed`` (into ``options``) and ``threads``, ``env``,
+            ``collect_outputs``, ``startup_timeout``, ``timeout`` (into ``settings``).
+
+    Raises:
+        ConfigError: an invalid setting, before any child starts.
+        InstanceError: with ``settings.strict``, when an instance failed (its cause first).
     """
+    opts, cfg = from_keywords(options, settings, keywords)
     instances = tuple(plan.instances)
     if not instances:
         raise ConfigError("the plan has no instances")
-    if batch_size < 1:
-        raise ConfigError("batch_size must be >= 1")
-    if steps is not None and duration is not None:
-        raise ConfigError("give steps or duration, not both")
     sharded = not isinstance(data, str)
     if isinstance(data, str) and data != "synthetic":
         raise ConfigError(f"unknown data source {data!r}", hint='use "synthetic" or pass a dataset array')
-    if not sharded and steps is None and duration is None:
-        steps = 50
-    if timeout is None:
-        timeout = 3 * duration + 120 if duration else 600.0
-    env = _with_onednn_if_needed(model, instances, env)
-
     with tempfile.TemporaryDirectory(prefix="tfcpu-run-") as tmp:
         work = Path(tmp)
-        graph_path = work / "model.pb"
-        graph_path.write_bytes(model.to_bytes())
-        data_spec: list[dict[str, Any]] = []
-        n_items = 0
-        if sharded:
-            arrays = normalise_feed(model, data)
-            n_items = min(a.shape[0] for a in arrays.values())
-            paths = {}
-            for k, (name, arr) in enumerate(arrays.items()):
-                path = work / f"data-{k}.npy"
-                np.save(path, arr[:n_items])
-                paths[name] = str(path)
-            for lo, hi in shard_bounds(n_items, len(instances)):
-                data_spec.append({"kind": "shard", "paths": paths, "lo": lo, "hi": hi})
-        else:
-            data_spec = [{"kind": "synthetic", "seed": seed, "shapes": dict(shapes or {})}] * len(instances)
-
-        base = {
-            "graph_path": str(graph_path),
-            "inputs": [s.to_dict() for s in model.inputs],
-            "outputs": [s.to_dict() for s in model.outputs],
-            "source": model.source,
-            "batch_size": batch_size,
-            "warmup": warmup,
-            "steps": steps,
-            "duration": duration,
-            "collect_outputs": collect_outputs,
-            "go_path": str(work / "go"),
-            "workdir": str(work),
-            "startup_timeout": startup_timeout + 60,
-        }
+        Path(WorkerPaths.in_dir(work, 0).graph).write_bytes(model.to_bytes())
+        shards = (
+            _shards(model, data, work, len(instances), opts)
+            if sharded
+            else [DataShard(seed=opts.seed)] * len(instances)
+        )
         children: list[_Child] = []
         try:
-            for inst, dspec in zip(instances, data_spec, strict=True):
-                intra, inter = threads or (inst.intra_op_threads, inst.inter_op_threads)
-                spec = {
-                    **base,
-                    "index": inst.index,
-                    "cpus": list(inst.cpus),
-                    "data": dspec,
-                    "ready_path": str(work / f"ready-{inst.index}"),
-                    "result_path": str(work / f"result-{inst.index}.json"),
-                    "intra_op_threads": intra,
-                    "inter_op_threads": inter,
-                }
-                children.append(_start(inst, spec, work, env or {}, plan.method, startup_timeout))
-            _wait_ready(children, startup_timeout, progress)
+            for inst, shard in zip(instances, shards, strict=True):
+                spec = _spec(model, inst, shard, work, opts, cfg)
+                children.append(_start(inst, spec, work, _env(model, inst, cfg), plan.method, cfg))
+            _wait_ready(children, cfg.startup_timeout, progress)
             go = time.monotonic() + 0.05
             atomic_write_text(work / "go", repr(go))
             for child in children:
                 if child.status == "running":
-                    child.deadline = go + timeout
+                    child.deadline = go + cfg.deadline_after_start(opts)
             _wait_done(children, progress)
             from tfcpu.topology import Topology
 
             cpu = Topology.detect().summary()
-            results = [_collect(child, model, batch_size, warmup, cpu) for child in children]
+            results = [_collect(child, model, opts, cpu) for child in children]
         finally:
             for child in children:
                 if child.proc.poll() is None:
                     kill_group(child.proc)
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         child.proc.wait(timeout=10)
-        outputs = _gather_outputs(results, model) if collect_outputs and sharded else None
-        return _aggregate(results, plan.method, batch_size, model.source, outputs)
+        outputs = _gather_outputs(results, model) if cfg.collect_outputs and sharded else None
+        result = _aggregate(results, plan.method, opts.batch_size, model.source, outputs)
+    if cfg.strict and result.partial:
+        raise _instance_error(result, model.source)
+    return result
 
 
-def _with_onednn_if_needed(
-    model: Model, instances: Sequence[Instance], env: Mapping[str, str] | None
-) -> dict[str, str]:
-    """INT8/BF16 graphs run only with oneDNN on; turn it on in the children unless someone chose."""
-    env = dict(env or {})
-    key = "TF_ENABLE_ONEDNN_OPTS"
-    chosen = env.get(key) or next((i.env[key] for i in instances if key in i.env), None) or os.environ.get(key)
-    if model.needs_onednn:
-        if chosen is None:
-            env[key] = "1"
-            log.info("%s needs oneDNN: the instances start with %s=1", model.source, key)
-        elif chosen == "0":
-            log.warning("%s needs oneDNN but %s=0 was asked for: its quantised ops will fail", model.source, key)
+def _instance_error(result: MultiInstanceResult, source: str) -> InstanceError:
+    bad = result.failed[0]
+    others = f" ({len(result.failed) - 1} more failed)" if len(result.failed) > 1 else ""
+    return InstanceError(
+        f"instance {bad.index} {bad.status}{others}",
+        where=source,
+        why=bad.error,
+        hint="run again with --debug (or InstanceSettings(debug=True)) to keep TensorFlow's own log lines",
+    )
+
+
+def _shards(model: Model, data: Any, work: Path, n: int, opts: BenchmarkOptions) -> list[DataShard]:
+    arrays = normalise_feed(model, data)
+    n_items = min(a.shape[0] for a in arrays.values())
+    paths = []
+    for k, (name, arr) in enumerate(arrays.items()):
+        path = work / f"data-{k}.npy"
+        np.save(path, arr[:n_items])
+        paths.append((name, str(path)))
+    return [DataShard("shard", opts.seed, tuple(paths), lo, hi) for lo, hi in shard_bounds(n_items, n)]
+
+
+def _spec(
+    model: Model, inst: Instance, shard: DataShard, work: Path, opts: BenchmarkOptions, cfg: InstanceSettings
+) -> WorkerSpec:
+    return WorkerSpec(
+        index=inst.index,
+        source=model.source,
+        inputs=model.inputs,
+        outputs=model.outputs,
+        options=opts,
+        data=shard,
+        paths=WorkerPaths.in_dir(work, inst.index),
+        backend=cfg.backend,
+        backend_options=cfg.backend_options,
+        threads=cfg.threads or (inst.intra_op_threads, inst.inter_op_threads),
+        cpus=tuple(inst.cpus),
+        collect_outputs=cfg.collect_outputs,
+        startup_timeout=cfg.startup_timeout + 60,
+    )
+
+
+def _env(model: Model, inst: Instance, cfg: InstanceSettings) -> dict[str, str]:
+    """The child's environment: the instance's threads, the settings' extras, the one oneDNN decision."""
+    base = {**os.environ, **inst.env, **dict(cfg.env)}
+    decision = decide_onednn(needs_onednn=model.needs_onednn, explicit=cfg.onednn, environ=base)
+    log.debug("instance %d: %s", inst.index, decision.reason)
+    env = child_env(decision, base, debug=cfg.debug)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TFCPU_INSTANCE_INDEX"] = str(inst.index)
     return env
 
 
 def _start(
-    inst: Instance, spec: dict[str, Any], work: Path, env: Mapping[str, str], method: str, startup_timeout: float
+    inst: Instance, spec: WorkerSpec, work: Path, env: Mapping[str, str], method: str, cfg: InstanceSettings
 ) -> _Child:
     idx = inst.index
     spec_path = work / f"spec-{idx}.json"
-    spec_path.write_text(json.dumps(spec))
-    child_env = {**os.environ, **inst.env, **env, "PYTHONUNBUFFERED": "1"}
-    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    child_env["TFCPU_INSTANCE_INDEX"] = str(idx)
-    argv = pinned_argv(inst, method, [sys.executable, "-m", "tfcpu.runtime.worker", str(spec_path)])
+    spec_path.write_text(spec.to_json())
+    argv = pinned_argv(inst, method, [*worker_argv(), str(spec_path)])
     log_path = work / f"instance-{idx}.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             argv,
-            env=child_env,
+            env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -275,7 +274,7 @@ def _start(
         )
     log.debug("instance %d started: pid %d, %s", idx, proc.pid, " ".join(argv))
     child = _Child(inst, proc, spec, log_path)
-    child.deadline = time.monotonic() + startup_timeout
+    child.deadline = time.monotonic() + cfg.startup_timeout
     return child
 
 
@@ -317,12 +316,22 @@ def _wait_done(children: list[_Child], progress: Progress | None) -> None:
         time.sleep(0.02)
 
 
+def _cause(child: _Child) -> str:
+    """The worker's own one-line cause, when it wrote one (before TensorFlow's log lines)."""
+    try:
+        return Path(child.spec.paths.error).read_text(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def _collect(
-    child: _Child, model: Model, batch_size: int, warmup: int, cpu: str
-) -> tuple[InstanceResult, dict[str, Any]]:
+    child: _Child, model: Model, opts: BenchmarkOptions, cpu: str
+) -> tuple[InstanceResult, WorkerResult | None]:
+    from tfcpu.runtime.runner import benchmark_result
+
     inst = child.instance
     code = child.proc.returncode
-    result_path = Path(child.spec["result_path"])
+    result_path = Path(child.spec.paths.result)
     tail = _tail(child.log_path)
     if child.status == "timeout":
         return InstanceResult(
@@ -333,34 +342,31 @@ def _collect(
             _signal_name(code),
             log_tail=tail,
             error="deadline exceeded; the instance was killed",
-        ), {}
+        ), None
     if code != 0 or not result_path.exists():
         sig = _signal_name(code)
         why = f"killed by {sig}" if sig else f"exited with code {code}"
-        return InstanceResult(inst.index, tuple(inst.cpus), "failed", code, sig, log_tail=tail, error=why), {}
-    raw = json.loads(result_path.read_text())
-    bench = BenchmarkResult(
+        cause = _cause(child)
+        error = f"{cause} ({why})" if cause else why
+        return InstanceResult(inst.index, tuple(inst.cpus), "failed", code, sig, log_tail=tail, error=error), None
+    raw = WorkerResult.from_json(result_path.read_text())
+    timing = Timing(raw.batches, raw.started_at)
+    bench = benchmark_result(
+        timing,
+        opts,
         model=model.source,
-        batch_size=batch_size,
-        warmup=warmup,
-        steps=len(raw["batches"]),
-        items=int(raw["items"]),
-        seconds=float(raw["seconds"]),
-        throughput=float(raw["throughput"]),
-        latency_ms=LatencyStats.from_dict(raw["latency_ms"]),
-        first_run_ms=float(raw["first_run_ms"]),
-        mode="latency" if batch_size == 1 else "throughput",
+        first_run_s=raw.first_run_ms / 1000.0,
         config={
-            "intra_op_threads": inst.intra_op_threads,
-            "inter_op_threads": inst.inter_op_threads,
+            "intra_op_threads": child.spec.threads[0],
+            "inter_op_threads": child.spec.threads[1],
             "cpus": list(inst.cpus),
         },
         topology=cpu,
-        runtime=raw.get("runtime", {}),
-        started_at=float(raw["started_at"]),
+        runtime=raw.runtime,
+        backend=raw.backend,
         name=f"instance {inst.index}",
     )
-    batches = raw["batches"]
+    batches = raw.batches
     res = InstanceResult(
         inst.index,
         tuple(inst.cpus),
@@ -369,30 +375,30 @@ def _collect(
         None,
         bench,
         log_tail=tail,
-        items_processed=int(raw["items"]),
+        items_processed=raw.items,
         started=batches[0][0] if batches else math.nan,
         ended=batches[-1][1] if batches else math.nan,
-        affinity=tuple(raw.get("affinity", ())),
+        affinity=raw.affinity,
     )
     return res, raw
 
 
-def _gather_outputs(results: list[tuple[InstanceResult, dict[str, Any]]], model: Model) -> dict[str, Any]:
+def _gather_outputs(results: list[tuple[InstanceResult, WorkerResult | None]], model: Model) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in model.output_names:
-        parts = [np.load(raw["outputs"][name]) for res, raw in results if res.ok and raw.get("outputs")]
+        parts = [np.load(dict(raw.outputs)[name]) for res, raw in results if res.ok and raw and raw.outputs]
         out[name] = np.concatenate(parts) if parts else None
     return out
 
 
 def _aggregate(
-    results: list[tuple[InstanceResult, dict[str, Any]]],
+    results: list[tuple[InstanceResult, WorkerResult | None]],
     method: str,
     batch_size: int,
     source: str,
     outputs: dict[str, Any] | None,
 ) -> MultiInstanceResult:
-    ok = [(r, raw) for r, raw in results if r.ok and raw.get("batches")]
+    ok = [(r, raw) for r, raw in results if r.ok and raw is not None and raw.batches]
     sum_tp = sum(r.benchmark.throughput for r, _ in ok if r.benchmark)
     items = sum(r.items_processed for r, _ in ok)
     window_tp = window_s = wall_tp = wall_s = 0.0
@@ -407,9 +413,9 @@ def _aggregate(
         if we > ws:
             window_s = we - ws
     for res, raw in results:
-        if res.ok and window_s > 0:
+        if res.ok and raw is not None and window_s > 0:
             # items of batches that finished inside the common window
-            inside = sum(n for b0, b1, n in raw["batches"] if ws < b1 <= we)
+            inside = sum(n for b0, b1, n in raw.batches if ws < b1 <= we)
             res = replace(res, window_items=int(inside))
         final.append(res)
     if window_s > 0:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from tfcpu._render import TextTable, html_table, rich_table
-from tfcpu.runtime.stats import LatencyStats
+from tfcpu.runtime.stats import LatencyStats, relative_spread
 
 __all__ = ["BenchmarkResult", "InstanceResult", "MultiInstanceResult"]
 
@@ -39,10 +39,18 @@ class BenchmarkResult(TextTable):
     runtime: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0
     name: str = ""
+    backend: dict[str, Any] = field(default_factory=dict)
+    rounds: tuple[float, ...] = ()
+
+    @property
+    def spread(self) -> float:
+        """Relative spread, (max - min) / median, of the throughput of the timed region's thirds."""
+        return relative_spread(self.rounds)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["latency_ms"] = self.latency_ms.to_dict()
+        data["rounds"] = list(self.rounds)
         return data
 
     @classmethod
@@ -50,6 +58,7 @@ class BenchmarkResult(TextTable):
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["latency_ms"] = LatencyStats.from_dict(data["latency_ms"])
+        kwargs["rounds"] = tuple(float(v) for v in data.get("rounds", ()))
         return cls(**kwargs)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -75,7 +84,7 @@ class BenchmarkResult(TextTable):
             if key == "latency_ms":
                 for k, v in value.items():
                     flat[f"latency_ms.{k}"] = v
-            elif isinstance(value, dict):
+            elif isinstance(value, (dict, list)):
                 flat[key] = json.dumps(value, sort_keys=True)
             else:
                 flat[key] = value
@@ -89,7 +98,7 @@ class BenchmarkResult(TextTable):
         for key, raw in row.items():
             if key.startswith("latency_ms."):
                 data["latency_ms"][key.split(".", 1)[1]] = float(raw)
-            elif types.get(key) in ("dict[str, Any]",):
+            elif types.get(key) in ("dict[str, Any]", "tuple[float, ...]"):
                 data[key] = json.loads(raw)
             elif types.get(key) == "int":
                 data[key] = int(raw)
@@ -112,9 +121,11 @@ class BenchmarkResult(TextTable):
                 f"p99 {lat.p99:.2f}  max {lat.max:.2f}",
             ),
             ("first run", f"{self.first_run_ms:.1f} ms (excluded), {self.warmup} warm-up batches"),
+            ("spread", _spread(self.rounds)),
             ("threads", _threads(self.config)),
             ("CPU", self.topology),
             ("TensorFlow", _runtime(self.runtime)),
+            *([("backend", _backend(self.backend))] if self.backend.get("backend") not in (None, "tensorflow") else []),
         ]
 
     def __rich__(self) -> Any:
@@ -122,6 +133,20 @@ class BenchmarkResult(TextTable):
 
     def _repr_html_(self) -> str:
         return html_table(f"Benchmark {self.name}".strip(), ("", ""), self.rows())
+
+
+def _spread(rounds: tuple[float, ...]) -> str:
+    if len(rounds) < 2:
+        return "not measured (too few batches)"
+    return (
+        f"{min(rounds):.2f}-{max(rounds):.2f} items/s over {len(rounds)} thirds of the timed region "
+        f"(±{relative_spread(rounds) * 50:.1f}%)"
+    )
+
+
+def _backend(backend: dict[str, Any]) -> str:
+    rest = ", ".join(f"{k} {v}" for k, v in backend.items() if k != "backend")
+    return f"{backend.get('backend')}: {rest}" if rest else str(backend.get("backend"))
 
 
 def _threads(config: dict[str, Any]) -> str:
@@ -217,6 +242,18 @@ class MultiInstanceResult(TextTable):
         """The headline number: the common-window throughput (falls back to the sum)."""
         return self.window_throughput if self.window_throughput > 0 else self.sum_throughput
 
+    @property
+    def rounds(self) -> tuple[float, ...]:
+        """Per third of the timed region, the sum of the instances' throughputs (for the spread)."""
+        per = [i.benchmark.rounds for i in self.instances if i.ok and i.benchmark is not None]
+        n = min((len(r) for r in per), default=0)
+        return tuple(sum(r[k] for r in per) for k in range(n))
+
+    @property
+    def spread(self) -> float:
+        """Relative spread, (max - min) / median, of :attr:`rounds`."""
+        return relative_spread(self.rounds)
+
     def without_outputs(self) -> MultiInstanceResult:
         return replace(self, outputs=None)
 
@@ -233,6 +270,7 @@ class MultiInstanceResult(TextTable):
             "window_seconds": self.window_seconds,
             "wall_throughput": self.wall_throughput,
             "wall_seconds": self.wall_seconds,
+            "rounds": list(self.rounds),
             "instances": [i.to_dict() for i in self.instances],
         }
 

@@ -1,16 +1,18 @@
-"""``Runner``: run a frozen Model in a TensorFlow session with tuned threads, and benchmark it.
+"""``Runner``: run a frozen Model through one backend with tuned threads, and benchmark it.
 
 Lifecycle (strict, like a file object)::
 
-    with tfcpu.Runner(model, config) as runner:     # activate: import graph, open session
+    with tfcpu.Runner(model, config) as runner:     # activate: the backend imports / compiles the model
         outputs = runner.run({"input:0": batch})    # by name, by position, or one array
-        result = runner.benchmark(batch_size=16, steps=50)
-    # deactivate: session closed; run() now raises RunnerError
+        result = runner.benchmark(BenchmarkOptions(batch_size=16, steps=50))
+    # deactivate: the backend is released; run() now raises RunnerError
 
-Threads are applied through the session's ConfigProto (intra/inter-op), which takes effect
-even after TensorFlow has started. Environment variables (KMP_*, OMP_*, oneDNN) only take
-effect before TensorFlow starts: use :meth:`Runner.multi_instance` or ``tfcpu bench``, which
-set them in fresh child processes.
+The backend (``backend="tensorflow"`` by default, ``"openvino"``, see
+:mod:`tfcpu.runtime.backends`) executes the model; Runner keeps the lifecycle, the feed
+validation and the benchmark semantics, which are the same for every backend. For TensorFlow,
+threads are applied through the session's ConfigProto, which takes effect even after TensorFlow
+has started; environment variables (KMP_*, OMP_*, oneDNN) only take effect before it starts:
+use :meth:`Runner.multi_instance` or ``tfcpu bench``, which set them in fresh child processes.
 """
 
 from __future__ import annotations
@@ -24,33 +26,125 @@ import numpy as np
 
 from tfcpu.errors import ConfigError, RunnerError
 from tfcpu.graph.model import Model
+from tfcpu.runtime.backends._base import Backend, BenchmarkOptions, Timing, backend_class
 from tfcpu.runtime.feeds import normalise_feed, synthetic_batch
 from tfcpu.runtime.results import BenchmarkResult
-from tfcpu.runtime.stats import LatencyStats
+from tfcpu.runtime.stats import LatencyStats, round_throughputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import InstancePlan
     from tfcpu.runtime.results import MultiInstanceResult
     from tfcpu.session.config import SessionConfig
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "benchmark_options", "benchmark_result"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+Data = str | np.ndarray | Mapping[str, np.ndarray] | Iterable[Any]
+
+_OPTION_NAMES = ("batch_size", "warmup", "steps", "duration", "seed", "shapes")
+
+
+def benchmark_options(options: BenchmarkOptions | None = None, **kwargs: Any) -> BenchmarkOptions:
+    """``options``, or a BenchmarkOptions built from the keyword arguments of ``Runner.benchmark``.
+
+    Raises:
+        ConfigError: both were given, or an unknown keyword (with a did-you-mean).
+    """
+    from tfcpu.errors import did_you_mean
+
+    unknown = [k for k in kwargs if k not in _OPTION_NAMES]
+    if unknown:
+        hint = did_you_mean(unknown[0], _OPTION_NAMES) or f"use one of {', '.join(_OPTION_NAMES)}"
+        raise ConfigError(f"unknown benchmark option {unknown[0]!r}", where="benchmark", hint=hint)
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    if options is not None:
+        if given:
+            raise ConfigError(
+                "give a BenchmarkOptions or keyword arguments, not both",
+                where="benchmark",
+                hint="e.g. runner.benchmark(BenchmarkOptions(batch_size=16, steps=50))",
+            )
+        return options
+    shapes = given.pop("shapes", None)
+    if shapes:
+        given["shapes"] = tuple((str(k), tuple(int(d) for d in v)) for k, v in dict(shapes).items())
+    return BenchmarkOptions(**given)
+
+
+def benchmark_result(
+    timing: Timing,
+    options: BenchmarkOptions,
+    *,
+    model: str,
+    first_run_s: float,
+    config: Mapping[str, Any],
+    topology: str,
+    runtime: Mapping[str, Any],
+    backend: Mapping[str, Any],
+    name: str = "",
+    region_start: float | None = None,
+) -> BenchmarkResult:
+    """The BenchmarkResult of one timed region (shared by Runner.benchmark and the multi-instance worker).
+
+    ``region_start`` (``time.monotonic``) is when the timed region began, when that is before the
+    first request (Runner.benchmark: the moment its deadline was set); default: the first request's start.
+    """
+    seconds = timing.seconds
+    if region_start is not None and timing.batches:
+        seconds = max(b[1] for b in timing.batches) - region_start
+    return BenchmarkResult(
+        model=model,
+        batch_size=options.batch_size,
+        warmup=options.warmup,
+        steps=len(timing.batches),
+        items=timing.items,
+        seconds=seconds,
+        throughput=timing.items / seconds if seconds > 0 else float("nan"),
+        latency_ms=LatencyStats.from_seconds(timing.latencies),
+        first_run_ms=first_run_s * 1000.0,
+        mode=options.mode,
+        config=dict(config),
+        topology=topology,
+        runtime=dict(runtime),
+        started_at=timing.started_at,
+        name=name,
+        backend=dict(backend),
+        rounds=round_throughputs(timing.batches),
+    )
+
+
+def repeat_feeds(ordered: Sequence[Sequence[np.ndarray]], steps: int | None) -> Iterable[Sequence[np.ndarray]]:
+    """``steps`` feeds cycling over ``ordered`` (forever when ``steps`` is None: a deadline ends it)."""
+    i = 0
+    while steps is None or i < steps:
+        yield ordered[i % len(ordered)]
+        i += 1
 
 
 class Runner:
-    """Runs one Model in one TensorFlow session.
+    """Runs one Model through one backend.
 
     Args:
         model: a frozen :class:`~tfcpu.graph.model.Model` (see :func:`tfcpu.load`).
         config: thread settings; ``None`` uses ``SessionConfig.for_topology()`` (the white
             paper's defaults for this machine's usable cores).
+        backend: the registered backend name (``"tensorflow"``, ``"openvino"``); unknown names are
+            refused here, with a did-you-mean.
+        options: backend-specific settings, passed to the backend unchanged.
         name: a label for results.
     """
 
-    def __init__(self, model: Model, config: SessionConfig | None = None, *, name: str = "") -> None:
+    def __init__(
+        self,
+        model: Model,
+        config: SessionConfig | None = None,
+        *,
+        backend: str = "tensorflow",
+        options: Mapping[str, Any] | None = None,
+        name: str = "",
+    ) -> None:
         if not isinstance(model, Model):
             raise ConfigError(
                 f"Runner needs a tfcpu Model, got {type(model).__name__}",
@@ -61,8 +155,10 @@ class Runner:
         self.model = model
         self._config = config
         self.name = name
-        self._session: Any = None
-        self._callable: Any = None
+        self.backend_name = backend
+        self._backend_class = backend_class(backend)
+        self.backend_options: dict[str, Any] = dict(options or {})
+        self._backend: Backend | None = None
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -76,64 +172,32 @@ class Runner:
 
     @property
     def active(self) -> bool:
-        return self._session is not None
+        return self._backend is not None
+
+    @property
+    def backend(self) -> Backend:
+        """The active backend (raises RunnerError when the Runner is not active)."""
+        self._require_active()
+        assert self._backend is not None
+        return self._backend
 
     def activate(self) -> Runner:
-        """Import the graph and open the session (``__enter__`` does this)."""
+        """Activate the backend: import / convert / compile the model (``__enter__`` does this)."""
         if self._closed:
             raise RunnerError("this Runner was closed", hint="create a new Runner")
-        if self._session is not None:
+        if self._backend is not None:
             return self
-        from tfcpu._lazy import import_tensorflow
-        from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
-
-        tf = import_tensorflow()
-        self._check_onednn()
-        graph = tf.Graph()
-        try:
-            with graph.as_default():
-                tf.compat.v1.import_graph_def(for_installed_tensorflow(self.model.graph_def), name="")
-            fetches = [graph.get_tensor_by_name(n) for n in self.model.output_names]
-            feeds = [graph.get_tensor_by_name(n) for n in self.model.input_names]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RunnerError(
-                "TensorFlow could not import the graph", where=self.model.source, why=str(exc).splitlines()[0]
-            ) from exc
-        session = tf.compat.v1.Session(graph=graph, config=self.config.config_proto())
-        self._session = session
-        self._callable = session.make_callable(fetches, feed_list=feeds)
-        log.debug("runner activated for %s", self.model.source)
+        backend = self._backend_class(self.model, self.config, self.backend_options)
+        backend.activate()
+        self._backend = backend
+        log.debug("runner activated for %s (%s)", self.model.source, self.backend_name)
         return self
 
-    def _check_onednn(self) -> None:
-        if not self.model.needs_onednn:
-            return
-        from tfcpu.session.runtime import runtime_info
-
-        info = runtime_info()
-        if info.onednn_enabled or info.itex_installed:  # ITEX's plug-in brings its own quantised kernels
-            return
-        raise RunnerError(
-            "this graph needs oneDNN, which is off in this process",
-            where=self.model.source,
-            why=(
-                "its quantised (INT8) or BF16 kernels exist only in oneDNN; TensorFlow was imported without "
-                "TF_ENABLE_ONEDNN_OPTS=1 and reads it only once, at import (stock TensorFlow turns oneDNN on "
-                "by itself only on CPUs with VNNI, BF16 or AMX)"
-            ),
-            hint=(
-                "call tfcpu.SessionConfig.for_topology().with_onednn(True).apply() (or set "
-                "TF_ENABLE_ONEDNN_OPTS=1) before anything imports TensorFlow, or run it in fresh processes "
-                "with Runner(model).multi_instance(plan) / `tfcpu bench`, which turn oneDNN on themselves"
-            ),
-        )
-
     def close(self) -> None:
-        """Close the session; the Runner cannot be used afterwards."""
-        if self._session is not None:
-            self._session.close()
-        self._session = None
-        self._callable = None
+        """Release the backend; the Runner cannot be used afterwards."""
+        if self._backend is not None:
+            self._backend.deactivate()
+        self._backend = None
         self._closed = True
 
     def __enter__(self) -> Runner:
@@ -143,11 +207,15 @@ class Runner:
         self.close()
 
     def _require_active(self) -> None:
-        if self._session is None:
+        if self._backend is None:
             state = "was closed" if self._closed else "is not active"
             raise RunnerError(
                 f"the Runner {state}", hint="use it inside `with Runner(model) as runner:` or call activate()"
             )
+
+    def describe(self) -> dict[str, Any]:
+        """What runs the model (the backend's ``describe()``)."""
+        return self.backend.describe()
 
     # -- inference ------------------------------------------------------------------------
     def run(self, feed: Any) -> dict[str, np.ndarray]:
@@ -155,29 +223,22 @@ class Runner:
         input order, or one array for a single-input model. Returns outputs by tensor name."""
         self._require_active()
         arrays = normalise_feed(self.model, feed)
-        values = self._call([arrays[n] for n in self.model.input_names])
+        values = self.backend.infer([arrays[n] for n in self.model.input_names])
         return dict(zip(self.model.output_names, values, strict=True))
-
-    def _call(self, ordered: Sequence[np.ndarray]) -> list[np.ndarray]:
-        try:
-            return list(self._callable(*ordered))
-        except Exception as exc:
-            raise RunnerError(
-                "TensorFlow failed to run the graph", where=self.model.source, why=str(exc).splitlines()[0]
-            ) from exc
 
     # -- benchmarking ---------------------------------------------------------------------
     def benchmark(
         self,
+        options: BenchmarkOptions | None = None,
         *,
-        batch_size: int = 32,
-        warmup: int = 5,
+        data: Data = "synthetic",
+        progress: Progress | None = None,
+        batch_size: int | None = None,
+        warmup: int | None = None,
         steps: int | None = None,
         duration: float | None = None,
-        data: str | np.ndarray | Mapping[str, np.ndarray] | Iterable[Any] = "synthetic",
         shapes: Mapping[str, Sequence[int]] | None = None,
-        progress: Progress | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> BenchmarkResult:
         """Time the model like the white paper's Appendix B.
 
@@ -185,69 +246,43 @@ class Runner:
         region; latency is per batch. The first batch is timed separately and excluded, as are
         ``warmup`` batches. Give ``steps`` (batches) or ``duration`` (seconds), not both;
         neither means 50 steps. ``batch_size=1`` is latency mode.
+
+        Args:
+            options: how to time it; or give the same settings as keyword arguments.
+            data: ``"synthetic"`` (one seeded random batch), an array / dict of arrays split into
+                batches, or an iterable of feeds.
+            progress: callback ``(done, total)`` after each timed batch (total 0 with a duration).
+            batch_size: keyword form of ``BenchmarkOptions.batch_size``.
+            warmup: keyword form of ``BenchmarkOptions.warmup``.
+            steps: keyword form of ``BenchmarkOptions.steps``.
+            duration: keyword form of ``BenchmarkOptions.duration``.
+            shapes: keyword form of ``BenchmarkOptions.shapes`` (a dict by input name).
+            seed: keyword form of ``BenchmarkOptions.seed``.
         """
         self._require_active()
-        if batch_size < 1:
-            raise ConfigError("batch_size must be >= 1", where="benchmark", hint="e.g. batch_size=32")
-        if warmup < 0:
-            raise ConfigError("warmup must be >= 0", where="benchmark")
-        if steps is not None and duration is not None:
-            raise ConfigError("give steps or duration, not both", where="benchmark")
-        if steps is not None and steps < 1:
-            raise ConfigError("steps must be >= 1", where="benchmark")
-        if duration is not None and duration <= 0:
-            raise ConfigError("duration must be > 0 seconds", where="benchmark")
-        if steps is None and duration is None:
-            steps = 50
-
-        batches = self._prepare_batches(data, batch_size, shapes, seed)
+        opts = benchmark_options(
+            options, batch_size=batch_size, warmup=warmup, steps=steps, duration=duration, shapes=shapes, seed=seed
+        )
+        batches = self._prepare_batches(data, opts.batch_size, opts.shape_map(), opts.seed)
         names = self.model.input_names
         ordered = [[b[n] for n in names] for b in batches]
-
-        t0 = time.perf_counter()
-        self._call(ordered[0])
-        first_run = time.perf_counter() - t0
-        for i in range(warmup):
-            self._call(ordered[(i + 1) % len(ordered)])
-
-        latencies: list[float] = []
-        items = 0
-        started_wall = time.time()
-        start = time.perf_counter()
-        deadline = start + duration if duration is not None else None
-        total = steps if steps is not None else 0
-        i = 0
-        while True:
-            feed = ordered[i % len(ordered)]
-            b0 = time.perf_counter()
-            self._call(feed)
-            b1 = time.perf_counter()
-            latencies.append(b1 - b0)
-            items += int(feed[0].shape[0]) if feed[0].ndim else 1
-            i += 1
-            if progress is not None:
-                progress(i, total)
-            if steps is not None and i >= steps:
-                break
-            if deadline is not None and b1 >= deadline:
-                break
-        elapsed = time.perf_counter() - start
-        return BenchmarkResult(
+        backend = self.backend
+        first = backend.warm(ordered[0], opts.warmup)
+        region_start = time.monotonic()
+        deadline = region_start + opts.duration if opts.duration is not None else None
+        steps_ = opts.timed_steps
+        timing = backend.timed(repeat_feeds(ordered, steps_), deadline=deadline, progress=progress, total=steps_ or 0)
+        return benchmark_result(
+            timing,
+            opts,
             model=self.model.source,
-            batch_size=batch_size,
-            warmup=warmup,
-            steps=i,
-            items=items,
-            seconds=elapsed,
-            throughput=items / elapsed if elapsed > 0 else float("nan"),
-            latency_ms=LatencyStats.from_seconds(latencies),
-            first_run_ms=first_run * 1000.0,
-            mode="latency" if batch_size == 1 else "throughput",
+            first_run_s=first,
             config=self._config_summary(),
             topology=self._topology_summary(),
             runtime=self._runtime_summary(),
-            started_at=started_wall,
+            backend=backend.describe(),
             name=self.name,
+            region_start=region_start,
         )
 
     def _prepare_batches(
@@ -295,8 +330,13 @@ class Runner:
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
         """Run this model in one pinned child process per instance of ``plan``.
 
-        Keyword arguments are those of :func:`tfcpu.runtime.multi.run_instances`.
+        Keyword arguments are those of :func:`tfcpu.runtime.multi.run_instances`; this Runner's
+        backend and its options are used unless ``settings`` names others.
         """
-        from tfcpu.runtime.multi import run_instances
+        from tfcpu.runtime.multi import InstanceSettings, run_instances
 
+        if "settings" not in kwargs and self.backend_name != "tensorflow":
+            kwargs["settings"] = InstanceSettings(
+                backend=self.backend_name, backend_options=tuple(sorted(self.backend_options.items()))
+            )
         return run_instances(self.model, plan, **kwargs)

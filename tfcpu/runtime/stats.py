@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["LatencyStats", "percentile"]
+__all__ = ["LatencyStats", "percentile", "relative_spread", "round_throughputs"]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -65,3 +65,30 @@ class LatencyStats:
             p99=float(data["p99"]),
             max=float(data["max"]),
         )
+
+
+def round_throughputs(batches: Sequence[tuple[float, float, int]], rounds: int = 3) -> tuple[float, ...]:
+    """Throughput of each of ``rounds`` consecutive, equal-count parts of a timed region.
+
+    ``batches`` are ``(start, end, items)`` in time order. Each part's throughput is its items over
+    its own span (first start to last end); fewer than ``rounds`` batches give fewer parts. The
+    spread of these values says how noisy the measurement is.
+    """
+    n = len(batches)
+    parts = min(rounds, n)
+    out = []
+    for k in range(parts):
+        chunk = batches[k * n // parts : (k + 1) * n // parts]
+        span = chunk[-1][1] - chunk[0][0]
+        if span > 0:
+            out.append(sum(b[2] for b in chunk) / span)
+    return tuple(out)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / median of ``values``; NaN for fewer than two values or a zero median."""
+    vals = sorted(v for v in values if not math.isnan(v))
+    if len(vals) < 2:
+        return math.nan
+    mid = percentile(vals, 50)
+    return (vals[-1] - vals[0]) / mid if mid > 0 else math.nan

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError
 from tfcpu.graph.model import Model
-from tfcpu.runtime.multi import run_instances
+from tfcpu.runtime.backends._base import BenchmarkOptions
+from tfcpu.runtime.multi import InstanceSettings, run_instances
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.topology import Topology
@@ -41,6 +42,18 @@ class TuneRow:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuneRow:
+        return cls(
+            cores_per_instance=int(data["cores_per_instance"]),
+            instances=int(data["instances"]),
+            batch_size=int(data["batch_size"]),
+            onednn=data.get("onednn"),
+            throughput=float(data["throughput"]),
+            p99_ms=float(data["p99_ms"]),
+            partial=bool(data["partial"]),
+        )
+
 
 @dataclass(frozen=True)
 class TuneResult(TextTable):
@@ -59,6 +72,20 @@ class TuneResult(TextTable):
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuneResult:
+        best = data.get("best")
+        return cls(
+            rows=tuple(TuneRow.from_dict(r) for r in data["rows"]),
+            best=TuneRow.from_dict(best) if best else None,
+            latency_budget_ms=data.get("latency_budget_ms"),
+            model=str(data["model"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TuneResult:
+        return cls.from_dict(json.loads(text))
 
     def table_rows(self) -> list[tuple[str, ...]]:
         out: list[tuple[str, ...]] = []
@@ -119,15 +146,32 @@ def tune(
     *,
     topology: Topology | None = None,
     cores_per_instance: Sequence[int] | None = None,
-    batch_sizes: Sequence[int] = (32,),
+    batch_sizes: Sequence[int] | None = None,
     onednn: Sequence[bool | None] = (None,),
     steps: int | None = None,
     duration: float | None = 10.0,
     warmup: int = 3,
     latency_budget_ms: float | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    options: BenchmarkOptions | None = None,
+    settings: InstanceSettings | None = None,
 ) -> TuneResult:
-    """Measure every layout and pick the best (see module docstring)."""
+    """Measure every layout and pick the best (see module docstring).
+
+    Args:
+        model: the model to run.
+        topology: the machine (default: detected).
+        cores_per_instance: the values to try (default 1, 2, 4, ... all usable cores).
+        batch_sizes: the batch sizes to try (default: ``options.batch_size``, or 32).
+        onednn: oneDNN settings to try (None = the policy's decision for the model).
+        steps: timed batches per layout (instead of ``duration``), when ``options`` is not given.
+        duration: timed seconds per layout, when ``options`` is not given.
+        warmup: untimed batches, when ``options`` is not given.
+        latency_budget_ms: best = the fastest layout whose p99 stays under this.
+        progress: callback ``(done, total, label)``.
+        options: how to time each layout (the CLI's BenchmarkOptions); overrides steps/duration/warmup.
+        settings: how the children start (backend, environment); ``onednn`` is set per row.
+    """
     from tfcpu.plan import InstancePlan
     from tfcpu.topology import Topology
 
@@ -135,17 +179,23 @@ def tune(
     counts = list(cores_per_instance or core_counts(topo.usable_physical_cores))
     if not counts or any(k < 1 for k in counts):
         raise ConfigError("cores_per_instance values must be >= 1")
-    if steps is not None:
-        duration = None
-    combos = [(k, b, o) for k in counts for b in batch_sizes for o in onednn]
+    if options is None:
+        options = BenchmarkOptions(warmup=warmup, steps=steps, duration=None if steps is not None else duration)
+    sizes = list(batch_sizes or (options.batch_size if options is not None else 32,))
+    base = settings or InstanceSettings()
+    combos = [(k, b, o) for k in counts for b in sizes for o in onednn]
     rows = []
     for n, (k, bs, on) in enumerate(combos):
         label = f"{k} cores/instance, batch {bs}"
         if progress is not None:
             progress(n, len(combos), label)
         plan = InstancePlan.for_topology(topo, cores_per_instance=k)
-        env = {} if on is None else {"TF_ENABLE_ONEDNN_OPTS": "1" if on else "0"}
-        res = run_instances(model, plan, batch_size=bs, warmup=warmup, steps=steps, duration=duration, env=env)
+        res = run_instances(
+            model,
+            plan,
+            replace(options, batch_size=bs),
+            settings=replace(base, onednn=base.onednn if on is None else on),
+        )
         p99 = max((i.benchmark.latency_ms.p99 for i in res.instances if i.benchmark), default=float("nan"))
         rows.append(TuneRow(k, len(plan.instances), bs, on, res.throughput, p99, res.partial))
         log.info("%s: %.2f items/s", label, res.throughput)

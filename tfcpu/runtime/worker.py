@@ -1,48 +1,40 @@
-"""Child-process entry point of a multi-instance run: ``python -m tfcpu.runtime.worker SPEC``.
+"""Child-process entry point of a multi-instance run: ``python -P -m tfcpu.runtime.worker SPEC``.
 
-The parent writes a JSON spec and starts this module pinned to the instance's CPUs
-(numactl/taskset) with the instance's environment, so thread variables are in place before
-TensorFlow starts. The protocol has no log scraping:
+The parent writes a :class:`~tfcpu.runtime._protocol.WorkerSpec` and starts this module pinned to
+the instance's CPUs (numactl/taskset) with the instance's environment, so thread variables are in
+place before the runtime starts. ``-P`` keeps the user's current directory off ``sys.path``, so a
+``grp.py`` or ``random.py`` lying there is not imported instead of the standard module. The
+protocol has no log scraping:
 
-1. load the graph, prepare data, run the first batch
-   and the warm-up batches;
+1. load the graph, activate the spec's backend, prepare data, run the first batch and the
+   warm-up batches (``Backend.warm``);
 2. write ``ready`` and wait for the parent's ``go`` file (all instances start together);
-3. run the timed region, recording each batch's start and end on CLOCK_MONOTONIC (one clock
-   for every process on the machine, so windows can be compared);
-4. write the result JSON atomically and exit 0. Any failure exits non-zero with the reason on
-   stderr, which the parent keeps as the log tail.
+3. run the timed region through ``Backend.timed`` (the one timed loop), which records each
+   batch's start and end on CLOCK_MONOTONIC (one clock for every process on the machine, so
+   windows can be compared);
+4. write the :class:`~tfcpu.runtime._protocol.WorkerResult` JSON atomically and exit 0. Any
+   failure writes its cause (one line) to the error file and exits non-zero.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["main"]
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from tfcpu.graph.model import Model
+    from tfcpu.runtime._protocol import WorkerResult, WorkerSpec
+
+__all__ = ["main", "run"]
 
 log = logging.getLogger("tfcpu.worker")
-
-
-class _Threads:
-    """The minimal config the Runner needs: threads and a ConfigProto."""
-
-    def __init__(self, intra: int, inter: int) -> None:
-        self.intra_op_threads = intra
-        self.inter_op_threads = inter
-
-    def config_proto(self) -> Any:
-        from tfcpu._lazy import import_tensorflow
-
-        tf = import_tensorflow()
-        return tf.compat.v1.ConfigProto(
-            intra_op_parallelism_threads=self.intra_op_threads,
-            inter_op_parallelism_threads=self.inter_op_threads,
-        )
 
 
 def _wait_for(path: Path, timeout: float) -> str:
@@ -56,124 +48,124 @@ def _wait_for(path: Path, timeout: float) -> str:
     return path.read_text()
 
 
-def run(spec: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    from tfcpu._io import atomic_write_text
+def _load(spec: WorkerSpec) -> Model:
     from tfcpu._lazy import import_tensorflow
-    from tfcpu.graph.model import Model, TensorSpec
-    from tfcpu.runtime.feeds import synthetic_batch
-    from tfcpu.runtime.runner import Runner
-    from tfcpu.runtime.stats import LatencyStats
-    from tfcpu.session.runtime import runtime_info
+    from tfcpu.graph.model import Model
 
     tf = import_tensorflow()
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(Path(spec["graph_path"]).read_bytes())
-    model = Model(
-        graph_def,
-        tuple(TensorSpec.from_dict(s) for s in spec["inputs"]),
-        tuple(TensorSpec.from_dict(s) for s in spec["outputs"]),
-        source=spec["source"],
-    )
-    runner = Runner(model, _Threads(spec["intra_op_threads"], spec["inter_op_threads"]))  # type: ignore[arg-type]
-    runner.activate()
+    graph_def.ParseFromString(Path(spec.paths.graph).read_bytes())
+    return Model(graph_def, spec.inputs, spec.outputs, source=spec.source)
+
+
+def _batches(spec: WorkerSpec, model: Model) -> list[list[np.ndarray]]:
+    import numpy as np
+
+    from tfcpu.runtime.feeds import synthetic_batch
+
     names = model.input_names
-    bs = int(spec["batch_size"])
-    data = spec["data"]
-    if data["kind"] == "shard":
-        arrays = {n: np.load(p, mmap_mode="r") for n, p in data["paths"].items()}
-        lo, hi = int(data["lo"]), int(data["hi"])
-        batches = [[np.ascontiguousarray(arrays[n][s : min(s + bs, hi)]) for n in names] for s in range(lo, hi, bs)]
-        warm = batches[:1] if batches else []
-    else:
-        feed = synthetic_batch(model, bs, seed=int(data.get("seed", 0)) + int(spec["index"]), shapes=data.get("shapes"))
-        batches = [[feed[n] for n in names]]
-        warm = batches
+    bs = spec.options.batch_size
+    data = spec.data
+    if data.sharded:
+        arrays = {n: np.load(p, mmap_mode="r") for n, p in data.paths}
+        return [
+            [np.ascontiguousarray(arrays[n][s : min(s + bs, data.hi)]) for n in names]
+            for s in range(data.lo, data.hi, bs)
+        ]
+    feed = synthetic_batch(model, bs, seed=data.seed + spec.index, shapes=spec.options.shape_map())
+    return [[feed[n] for n in names]]
 
-    t0 = time.perf_counter()
-    first_ms = 0.0
-    if warm:
-        runner._call(warm[0])
-        first_ms = (time.perf_counter() - t0) * 1000.0
-        for _ in range(int(spec["warmup"])):
-            runner._call(warm[0])
 
-    ready = Path(spec["ready_path"])
-    atomic_write_text(ready, str(os.getpid()))
-    go = float(_wait_for(Path(spec["go_path"]), float(spec["startup_timeout"])))
-    while time.monotonic() < go:
-        time.sleep(0.0005)
+def _feeds(spec: WorkerSpec, batches: list[list[np.ndarray]]) -> Iterable[Sequence[np.ndarray]]:
+    """A shard's batches once each; a synthetic batch ``timed_steps`` times (or until the deadline)."""
+    from tfcpu.runtime.runner import repeat_feeds
 
-    times: list[tuple[float, float, int]] = []
-    outputs: list[list[Any]] = []
-    collect = bool(spec.get("collect_outputs"))
-    duration = spec.get("duration")
-    steps = spec.get("steps")
-    started_wall = time.time()
+    if spec.data.sharded:
+        return iter(batches)
+    return repeat_feeds(batches, spec.options.timed_steps)
 
-    def timed_feeds() -> Any:
-        if data["kind"] == "shard":
-            yield from batches
-        elif steps:
-            for _ in range(int(steps)):
-                yield batches[0]
-        else:
-            while True:
-                yield batches[0]
 
-    deadline = go + float(duration) if duration is not None and data["kind"] != "shard" else None
-    for feed_list in timed_feeds():
-        b0 = time.monotonic()
-        values = runner._call(feed_list)
-        b1 = time.monotonic()
-        times.append((b0, b1, int(feed_list[0].shape[0])))
-        if collect:
-            outputs.append(values)
-        if deadline is not None and b1 >= deadline:
-            break
-    runner.close()
+def _save_outputs(
+    spec: WorkerSpec, model: Model, outputs: Sequence[Sequence[np.ndarray]]
+) -> tuple[tuple[str, str], ...]:
+    import numpy as np
 
-    out_paths: dict[str, str] = {}
-    if collect and outputs:
-        for k, name in enumerate(model.output_names):
-            path = Path(spec["workdir"]) / f"out-{spec['index']}-{k}.npy"
-            np.save(path, np.concatenate([o[k] for o in outputs]) if outputs else np.empty(0))
-            out_paths[name] = str(path)
-    items = sum(t[2] for t in times)
-    seconds = (times[-1][1] - times[0][0]) if times else 0.0
-    return {
-        "index": spec["index"],
-        "items": items,
-        "seconds": seconds,
-        "throughput": items / seconds if seconds > 0 else 0.0,
-        "latency_ms": LatencyStats.from_seconds([b - a for a, b, _ in times]).to_dict(),
-        "first_run_ms": first_ms,
-        "batches": times,
-        "started_at": started_wall,
-        "outputs": out_paths,
-        "pid": os.getpid(),
-        "runtime": runtime_info().to_dict(),
-        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
-    }
+    saved = []
+    for k, name in enumerate(model.output_names):
+        path = Path(spec.paths.workdir) / f"out-{spec.index}-{k}.npy"
+        np.save(path, np.concatenate([o[k] for o in outputs]))
+        saved.append((name, str(path)))
+    return tuple(saved)
+
+
+def run(spec: WorkerSpec) -> WorkerResult:
+    """Load, warm, wait for the common start, time, and return what was measured."""
+    from tfcpu._io import atomic_write_text
+    from tfcpu.runtime._protocol import WorkerResult
+    from tfcpu.runtime.backends._base import backend_class
+    from tfcpu.session.config import SessionConfig
+    from tfcpu.session.runtime import runtime_info
+
+    model = _load(spec)
+    intra, inter = spec.threads
+    config = SessionConfig.for_topology().with_intra_op_threads(intra).with_inter_op_threads(inter)
+    backend = backend_class(spec.backend)(model, config, dict(spec.backend_options))
+    backend.activate()
+    try:
+        batches = _batches(spec, model)
+        first_ms = backend.warm(batches[0], spec.options.warmup) * 1000.0 if batches else 0.0
+        atomic_write_text(spec.paths.ready, str(os.getpid()))
+        go = float(_wait_for(Path(spec.paths.go), spec.startup_timeout))
+        while time.monotonic() < go:
+            time.sleep(0.0005)
+        duration = spec.options.duration
+        deadline = go + duration if duration is not None and not spec.data.sharded else None
+        timing = backend.timed(_feeds(spec, batches), deadline=deadline, collect=spec.collect_outputs)
+        described = backend.describe()
+    finally:
+        backend.deactivate()
+    outputs = _save_outputs(spec, model, timing.outputs) if spec.collect_outputs and timing.outputs else ()
+    return WorkerResult(
+        index=spec.index,
+        pid=os.getpid(),
+        first_run_ms=first_ms,
+        batches=timing.batches,
+        started_at=timing.started_at,
+        outputs=outputs,
+        runtime=runtime_info().to_dict(),
+        backend=described,
+        affinity=tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else (),
+    )
+
+
+def cause_line(exc: BaseException) -> str:
+    """The failure's cause in one line: ``Type: first line of the message`` (its hint after ``|``)."""
+    text = str(exc).strip()
+    first, _, rest = text.partition("\n")
+    hint = next((line.strip() for line in rest.splitlines() if line.strip().startswith("hint:")), "")
+    line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return f"{line} | {hint}" if hint else line
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m tfcpu.runtime.worker SPEC.json\n")
+        sys.stderr.write("usage: python -P -m tfcpu.runtime.worker SPEC.json\n")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    spec = json.loads(Path(args[0]).read_text())
     from tfcpu._io import atomic_write_text
+    from tfcpu.runtime._protocol import WorkerSpec
 
+    spec = WorkerSpec.from_json(Path(args[0]).read_text())
     try:
         result = run(spec)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent through the exit code and log
-        sys.stderr.write(f"tfcpu worker {spec.get('index')}: {type(exc).__name__}: {exc}\n")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent through the error file and exit code
+        cause = cause_line(exc)
+        atomic_write_text(spec.paths.error, cause + "\n")
+        sys.stderr.write(f"tfcpu worker {spec.index}: {cause}\n")
         sys.stderr.flush()
         return 1
-    atomic_write_text(spec["result_path"], json.dumps(result))
+    atomic_write_text(spec.paths.result, result.to_json())
     return 0
 
 

@@ -12,7 +12,8 @@ from tfcpu.runtime.backends._base import (
     BenchmarkOptions,
     Timing,
     backend_class,
+    check_backend,
     timed_loop,
 )
 
-__all__ = ["BACKENDS", "Backend", "BenchmarkOptions", "Timing", "backend_class", "timed_loop"]
+__all__ = ["BACKENDS", "Backend", "BenchmarkOptions", "Timing", "backend_class", "check_backend", "timed_loop"]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.graph.model import Model
     from tfcpu.session.config import SessionConfig
 
-__all__ = ["BACKENDS", "Backend", "BenchmarkOptions", "Timing", "backend_class", "timed_loop"]
+__all__ = ["BACKENDS", "Backend", "BenchmarkOptions", "Timing", "backend_class", "check_backend", "timed_loop"]
 
 Progress = Callable[[int, int], None]
 
@@ -45,6 +45,19 @@ BACKENDS: dict[str, str] = {
 }
 
 
+def check_backend(name: str, *, where: str = "Runner(backend=...)") -> str:
+    """``name``'s ``"module:Class"`` target, without importing it (a parent checks before starting children).
+
+    Raises:
+        ConfigError: no backend of that name (with a did-you-mean).
+    """
+    target = BACKENDS.get(name)
+    if target is None:
+        hint = did_you_mean(name, BACKENDS) or f"choose one of {', '.join(sorted(BACKENDS))}"
+        raise ConfigError(f"unknown backend {name!r}", where=where, hint=hint)
+    return target
+
+
 def backend_class(name: str) -> type[Backend]:
     """The backend class registered as ``name`` (imports its module).
 
@@ -52,10 +65,7 @@ def backend_class(name: str) -> type[Backend]:
         ConfigError: no backend of that name (with a did-you-mean).
         MissingDependencyError: the backend's package is not installed (raised by its module).
     """
-    target = BACKENDS.get(name)
-    if target is None:
-        hint = did_you_mean(name, BACKENDS) or f"choose one of {', '.join(sorted(BACKENDS))}"
-        raise ConfigError(f"unknown backend {name!r}", where="Runner(backend=...)", hint=hint)
+    target = check_backend(name)
     module_name, _, attr = target.partition(":")
     cls: type[Backend] = getattr(importlib.import_module(module_name), attr)
     return cls
