@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--itex", action="store_true", help="configure Intel Extension for TensorFlow (tfcpu[itex])")
     p.add_argument("--amp", choices=("bf16",), help="with --itex: ITEX's auto mixed precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    from tfcpu.runtime.dispatch import add_cli_argument
+
+    add_cli_argument(p)
     p.set_defaults(func=run)
 
 
@@ -150,12 +153,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = _multi(args, model, plan, options, settings)
         data = result.without_outputs().to_dict()
+    from tfcpu.runtime.dispatch import cli_dispatch
+
+    dispatch = cli_dispatch(args, model, data, shapes=options.shape_map())
     if args.json:
         data.setdefault("latency_ms", _latency(result))
         data["itex"] = None if itex is None else itex.to_dict()
         print(json.dumps(data, indent=2, default=str))
     else:
         print_rich(result)
+        if dispatch is not None:
+            print_rich(dispatch)
     if getattr(result, "partial", False):
         return 1
     return 0

@@ -33,6 +33,7 @@ from tfcpu.runtime.stats import LatencyStats, round_throughputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import InstancePlan
+    from tfcpu.runtime.dispatch import DispatchReport
     from tfcpu.runtime.results import MultiInstanceResult
     from tfcpu.session.config import SessionConfig
 
@@ -325,6 +326,18 @@ class Runner:
         from tfcpu.session.runtime import runtime_info
 
         return runtime_info().to_dict()
+
+    # -- what ran -------------------------------------------------------------------------
+    def dispatch(self, batch_size: int = 1, **kwargs: Any) -> DispatchReport:
+        """Run one batch in a child with oneDNN's verbose log: kernels, their ISA, time (is AMX used?).
+
+        Args:
+            batch_size: items in the measured batch.
+            **kwargs: ``env``, ``timeout``, ``shapes`` (see `tfcpu.runtime.dispatch.probe_dispatch`).
+        """
+        from tfcpu.runtime.dispatch import runner_dispatch
+
+        return runner_dispatch(self, batch_size, **kwargs)
 
     # -- many instances -------------------------------------------------------------------
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
