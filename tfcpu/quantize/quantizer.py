@@ -81,6 +81,7 @@ class Quantizer:
     max_trials: int = 5
     optimize_first: bool = True
     topology: Topology | None = field(default=None, compare=False)
+    backend_name: str = "tensorflow"
 
     # -- precision ------------------------------------------------------------------------
     def int8(self, per_channel: bool = True, symmetric: bool = True, algorithm: str = "minmax") -> Quantizer:
@@ -177,6 +178,15 @@ class Quantizer:
         """Run ``GraphOptimizer.default()`` before quantising (default True)."""
         return replace(self, optimize_first=bool(enabled))
 
+    def backend(self, name: str) -> Quantizer:
+        """Quantise for ``"tensorflow"`` (INC graph, default) or ``"openvino"`` (NNCF; an OpenVINO IR model)."""
+        if name not in ("tensorflow", "openvino"):
+            from tfcpu.errors import did_you_mean
+
+            hint = did_you_mean(name, ("tensorflow", "openvino")) or "use 'tensorflow' or 'openvino'"
+            raise ConfigError(f"unknown backend {name!r}", where="Quantizer.backend", hint=hint)
+        return replace(self, backend_name=name)
+
     # -- description ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +202,7 @@ class Quantizer:
             "relative_loss": self.relative_loss,
             "max_trials": self.max_trials,
             "optimize": self.optimize_first,
+            "backend": self.backend_name,
         }
 
     def explain(self) -> str:
@@ -236,6 +247,13 @@ class Quantizer:
             )
             if synthetic:
                 _warn(warnings, SYNTHETIC_WARNING)
+        if self.backend_name == "openvino":  # NNCF INT8 / OpenVINO BF16: tfcpu/quantize/_nncf.py
+            from tfcpu.quantize._nncf import quantizer_result
+
+            return quantizer_result(
+                model, batches, precision=self.precision, calibration=calibration, evaluate=self.evaluator,
+                tolerance=self.relative_loss if self.evaluator is not None else None, warnings=warnings, fast_int8=fast,
+            )  # fmt: skip
 
         onednn = _ensure_onednn(topo)
         common: dict[str, Any] = {"calibration": calibration, "onednn_enabled": onednn, "fast_int8_hardware": fast}
