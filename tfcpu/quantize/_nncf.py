@@ -22,9 +22,11 @@ the backend compiles it with the bf16 hint), with the layers that run in BF16 re
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -175,18 +177,8 @@ def quantize_openvino(
     common = {"preset": nncf.QuantizationPreset(preset), "subset_size": len(calibration_batches)}
     metrics: dict[str, float] = {}
     try:
-        if evaluate is not None and tolerance is not None:
-            quantized = nncf.quantize_with_accuracy_control(
-                fp32,
-                dataset,
-                dataset,
-                _validation(model, evaluate, metrics),
-                max_drop=float(tolerance),
-                drop_type=nncf.DropType.RELATIVE,
-                **common,
-            )
-        else:
-            quantized = nncf.quantize(fp32, dataset, **common)
+        with _quiet_nncf():
+            quantized = _nncf_call(nncf, fp32, dataset, common, (model, evaluate, tolerance, metrics))
     except Exception as exc:  # NNCF raises many types
         text = str(exc).strip().splitlines()
         raise QuantizationError(
@@ -210,6 +202,37 @@ def quantize_openvino(
     )
     log.info("NNCF: %d FakeQuantize, layers %s", report.fake_quantize, layers)
     return quantized, report
+
+
+def _nncf_call(nncf: Any, fp32: Any, dataset: Any, common: dict[str, Any], control: tuple[Any, ...]) -> Any:
+    model, evaluate, tolerance, metrics = control
+    if evaluate is not None and tolerance is not None:
+        return nncf.quantize_with_accuracy_control(
+            fp32,
+            dataset,
+            dataset,
+            _validation(model, evaluate, metrics),
+            max_drop=float(tolerance),
+            drop_type=nncf.DropType.RELATIVE,
+            **common,
+        )
+    return nncf.quantize(fp32, dataset, **common)
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF draws progress bars and logs on stdout (which would corrupt ``--json``): send them to the debug log."""
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            yield
+    finally:
+        nncf_log.setLevel(level)
+        if captured.getvalue().strip():
+            log.debug("NNCF: %s", captured.getvalue().strip())
 
 
 def _validation(
