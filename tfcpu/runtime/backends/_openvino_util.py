@@ -119,10 +119,9 @@ def convert_graph(model: Model) -> Any:
     for spec in model.inputs:
         dims = [-1] if spec.shape is None else [-1 if d is None else int(d) for d in spec.shape]
         shapes.append((spec.name, ov.PartialShape(dims) if spec.shape is not None else ov.PartialShape.dynamic()))
+    graph_def, fetches = _with_fetch_nodes(for_installed_tensorflow(model.graph_def), model)
     try:
-        converted = ov.convert_model(
-            for_installed_tensorflow(model.graph_def), input=shapes, output=list(model.output_names)
-        )
+        converted = ov.convert_model(graph_def, input=shapes, output=fetches)
     except Exception as exc:  # OpenVINO's frontends raise several types
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         why = next((line for line in lines if "Cannot create" in line or "No translator" in line), None)
@@ -132,7 +131,28 @@ def convert_graph(model: Model) -> Any:
             why=f"{type(exc).__name__}: {why or (lines[0] if lines else '')}",
             hint="run it with the TensorFlow backend (backend='tensorflow'), or simplify the graph first",
         ) from exc
+    for fetch, spec in zip(fetches, model.outputs, strict=True):
+        port = next(p for p in converted.outputs if fetch in p.get_names())
+        port.get_tensor().set_names({spec.name})  # the Model's name, and only it (OpenVINO keeps aliases)
     return converted
+
+
+def _with_fetch_nodes(graph_def: Any, model: Model) -> tuple[Any, list[str]]:
+    """A copy of ``graph_def`` with one Identity sink per model output (OpenVINO's converter only offers
+    the graph's sinks as outputs, and a model output may feed other nodes), and those sinks' names."""
+    from tfcpu._lazy import import_tensorflow
+
+    tf = import_tensorflow()
+    copy = tf.compat.v1.GraphDef()
+    copy.CopyFrom(graph_def)
+    fetches = []
+    for i, spec in enumerate(model.outputs):
+        node = copy.node.add()
+        node.name, node.op = f"tfcpu_fetch_{i}", "Identity"
+        node.input.append(spec.name)
+        node.attr["T"].type = tf.as_dtype(spec.dtype).as_datatype_enum
+        fetches.append(f"{node.name}:0")
+    return copy, fetches
 
 
 def output_ports(compiled: Any, names: Sequence[str]) -> list[Any]:
