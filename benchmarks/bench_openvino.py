@@ -191,7 +191,7 @@ def make_measure(
             return float(run_json_child(argv, out, child_env(), timeout=10 * d + 600)["throughput"])
         if path == "tfcpu-ov":
             argv = python_child(
-                str(Path(__file__)), "--child", art, b, d, WARMUP, precision.replace("fp32", "f32"), out
+                str(Path(__file__)), "--child", art, b, d, WARMUP, "bf16" if precision == "bf16" else "f32", out
             )
             data = run_json_child(argv, out, child_env(), timeout=10 * d + 900)
             labels[row] = str(data["describe"]["precision"])

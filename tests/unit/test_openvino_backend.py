@@ -129,6 +129,8 @@ def test_bad_options_are_config_errors(net: Model) -> None:
         OpenVinoBackend(net, None, {"hint": "fastest"})
     with pytest.raises(ConfigError, match="precision"):
         OpenVinoBackend(net, None, {"precision": "int4"})
+    with pytest.raises(ConfigError, match="INT8 on OpenVINO comes from the model"):
+        OpenVinoBackend(net, None, {"precision": "int8"})
 
 
 def test_bf16_runs_bf16_layers_and_reports_agreement(net: Model, batch: np.ndarray) -> None:
@@ -182,6 +184,19 @@ def test_timed_keeps_requests_in_flight_and_returns_outputs_in_order(net: Model)
     # a deadline already passed: the first request is submitted, and it is the last
     late = b.timed(iter(feeds), deadline=time.monotonic() - 1)
     assert len(late.batches) == 1 and late.outputs == ()
+    odd = [rng.standard_normal((3, 16, 16, 3)).astype(np.float32)]
+    with pytest.raises(RunnerError, match="first batch's shapes"):
+        b.timed(iter([*feeds[:2], odd]))
+    assert b.timed(iter([])).batches == ()
+
+
+def test_static_and_dynamic_shapes_give_the_same_outputs(net: Model, batch: np.ndarray) -> None:
+    static, dynamic = backend(net, check=False), backend(net, check=False, static_shapes=False)
+    for x in (batch, batch[:1], batch):  # a new shape compiles again; a known one is reused
+        for a, b in zip(static.infer([x]), dynamic.infer([x]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert static._compiled.input(0).get_partial_shape().is_static
+    assert not dynamic._compiled.input(0).get_partial_shape().is_static
 
 
 # -- NNCF INT8, BF16 and the IR files ----------------------------------------------------------------

@@ -22,7 +22,10 @@ Settings (backend ``options``, all optional):
   ``tfcpu quantize --backend openvino --bf16`` defaults to bf16);
 * ``check``: True (default) runs the first-use numerical check; ``rtol`` (1e-4) is the FP32 bound on
   the error relative to each output's range, ``min_cosine`` (0.99) the bound for BF16/INT8;
-* ``requests``: infer requests in flight in :meth:`timed` (default ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``).
+* ``requests``: infer requests in flight in :meth:`timed` (default ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``);
+* ``static_shapes``: True (default) compiles once per batch shape seen (OpenVINO runs static shapes
+  faster than the model's dynamic batch dimension; the compile happens in ``warm``, outside the timed
+  region); False compiles the dynamic model once.
 
 The first-use check runs seeded inputs through the Model's GraphDef in a TensorFlow session and
 through the compiled model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the
@@ -33,6 +36,7 @@ its check is skipped (an IR written by tfcpu's NNCF path was checked when it was
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,7 +67,10 @@ log = logging.getLogger(__name__)
 
 ov = import_openvino()  # MissingDependencyError naming tfcpu[openvino] when the backend is chosen without it
 
-OPTIONS = ("hint", "streams", "threads", "pinning", "precision", "check", "rtol", "min_cosine", "requests", "seed")
+OPTIONS = (
+    "hint", "streams", "threads", "pinning", "precision", "check", "rtol", "min_cosine", "requests", "seed",
+    "static_shapes",
+)  # fmt: skip
 CHECK_BATCH = 2
 
 
@@ -84,6 +91,10 @@ class OpenVinoBackend(Backend):
                 hint=did_you_mean(unknown[0], OPTIONS) or f"options: {', '.join(OPTIONS)}",
             )
         self.settings = self._settings()
+        self._active = False
+        self._source: Any = None  # the openvino.Model (None when handed a compiled model)
+        self._cache: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self._shape_key: tuple[tuple[int, ...], ...] | None = None
         self._compiled: Any = None
         self._request: Any = None
         self._ports: list[Any] = []
@@ -95,6 +106,13 @@ class OpenVinoBackend(Backend):
         opts = self.options
         precision = str(opts.get("precision") or _ir_precision(self.model) or "f32").lower()
         precision = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}.get(precision, precision)
+        if precision in ("int8", "i8", "u8"):
+            raise ConfigError(
+                "INT8 on OpenVINO comes from the model, not from a setting",
+                where="backend option precision",
+                hint="quantise it first (Quantizer().int8().backend('openvino') or `tfcpu quantize -o OUT.xml`) "
+                "and run that model with precision f32",
+            )
         if precision == "bf16":
             from tfcpu.session.precision import check_precision
 
@@ -113,40 +131,71 @@ class OpenVinoBackend(Backend):
 
     # -- lifecycle ------------------------------------------------------------------------
     def activate(self) -> None:
-        if self._compiled is not None:
+        if self._active:
             return
         source = _ov_model_of(self.model)
         if source is None:
             source = convert_graph(self.model)
         if isinstance(source, ov.CompiledModel):  # NNCF's accuracy control hands over compiled models
-            self._compiled = source
+            self._use(source)
         else:
-            try:
-                self._compiled = ov.Core().compile_model(source, "CPU", self.settings.properties())
-            except RuntimeError as exc:
-                raise RunnerError(
-                    "OpenVINO could not compile the model",
-                    where=self.model.source,
-                    why=str(exc).strip().splitlines()[-1],
-                    hint="check the backend options (hint, streams, threads, precision)",
-                ) from exc
-        self._ports = output_ports(self._compiled, self.model.output_names)
-        self._request = self._compiled.create_infer_request()
-        log.debug("OpenVINO compiled %s with %s", self.model.source, self.settings.properties())
+            self._source = source
+        self._active = True
         if _flag(self.options.get("check", True)):
             self._first_use_check()
         else:
             self._check_note = "skipped (check=False)"
 
     def deactivate(self) -> None:
-        self._request = None
-        self._compiled = None
+        self._active = False
+        self._source = None
+        self._cache.clear()
+        self._request = self._compiled = None
         self._ports = []
 
+    def _compile(self, model: Any) -> Any:
+        try:
+            compiled = ov.Core().compile_model(model, "CPU", self.settings.properties())
+        except RuntimeError as exc:
+            raise RunnerError(
+                "OpenVINO could not compile the model",
+                where=self.model.source,
+                why=str(exc).strip().splitlines()[-1],
+                hint="check the backend options (hint, streams, threads, precision)",
+            ) from exc
+        log.debug("OpenVINO compiled %s with %s", self.model.source, self.settings.properties())
+        return compiled
+
+    def _use(self, compiled: Any) -> None:
+        self._compiled = compiled
+        self._ports = output_ports(compiled, self.model.output_names)
+        self._request = compiled.create_infer_request()
+
     def _require(self) -> Any:
-        if self._compiled is None:
+        """The compiled model in use (the model's own, possibly dynamic, shapes until a batch arrives)."""
+        if not self._active:
             raise RunnerError("the OpenVINO backend is not active", hint="call activate() first")
+        if self._compiled is None:
+            self._use(self._compile(self._source))
         return self._compiled
+
+    def _for_shapes(self, ordered: Sequence[np.ndarray]) -> None:
+        """Compile for the batch's static shapes (OpenVINO runs static shapes faster than dynamic ones),
+        once per shape; a few shapes are kept."""
+        self._require()
+        if self._source is None or not _flag(self.options.get("static_shapes", True)):
+            return
+        key = tuple(tuple(int(d) for d in np.shape(a)) for a in ordered)
+        if key == self._shape_key:
+            return
+        if key not in self._cache:
+            reshaped = self._source.clone()
+            reshaped.reshape({spec.name: list(shape) for spec, shape in zip(self.model.inputs, key, strict=True)})
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self._compile(reshaped)
+        self._use(self._cache[key])
+        self._shape_key = key
 
     # -- inference ------------------------------------------------------------------------
     def _inputs(self, ordered: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,9 +203,9 @@ class OpenVinoBackend(Backend):
             raise RunnerError(f"the model has {len(self.model.inputs)} inputs, got {len(ordered)}")
         return {spec.name: np.ascontiguousarray(a) for spec, a in zip(self.model.inputs, ordered, strict=True)}
 
-    def _outputs(self, results: Any) -> list[np.ndarray]:
+    def _outputs(self, results: Any, ports: Sequence[Any]) -> list[np.ndarray]:
         out = []
-        for spec, port in zip(self.model.outputs, self._ports, strict=True):
+        for spec, port in zip(self.model.outputs, ports, strict=True):
             value = np.asarray(results[port])
             if spec.dtype and value.dtype != np.dtype(spec.dtype):
                 value = value.astype(spec.dtype)
@@ -164,14 +213,14 @@ class OpenVinoBackend(Backend):
         return out
 
     def infer(self, ordered: Sequence[np.ndarray]) -> list[np.ndarray]:
-        self._require()
+        self._for_shapes(ordered)
         try:
             results = self._request.infer(self._inputs(ordered))
         except RuntimeError as exc:
             raise RunnerError(
                 "OpenVINO failed to run the model", where=self.model.source, why=str(exc).strip().splitlines()[-1]
             ) from exc
-        return [v.copy() for v in self._outputs(results)]
+        return [v.copy() for v in self._outputs(results, self._ports)]
 
     def timed(
         self,
@@ -184,7 +233,12 @@ class OpenVinoBackend(Backend):
     ) -> Timing:
         """Drive an ``AsyncInferQueue``: up to ``requests`` in flight, one (start, end, items) per finished
         request on ``time.monotonic``. Submission stops after ``deadline``; requests in flight finish."""
-        compiled = self._require()
+        stream = iter(feeds)
+        first = next(stream, None)
+        if first is None:
+            return Timing((), time.time())
+        self._for_shapes(first)
+        compiled, ports, key = self._compiled, list(self._ports), self._shape_key
         jobs = int(self.options.get("requests") or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         queue = ov.AsyncInferQueue(compiled, max(1, jobs))
         done: dict[int, tuple[float, float, int, tuple[np.ndarray, ...]]] = {}
@@ -194,14 +248,17 @@ class OpenVinoBackend(Backend):
             end = time.monotonic()
             index, start, items = userdata
             try:
-                values = tuple(v.copy() for v in self._outputs(request.results)) if collect else ()
+                values = tuple(v.copy() for v in self._outputs(request.results, ports)) if collect else ()
                 done[index] = (start, end, items, values)
             except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
                 errors.append(exc)
 
         queue.set_callback(finished)
         started_at = time.time()
-        for index, ordered in enumerate(feeds):
+        for index, ordered in enumerate(itertools.chain([first], stream)):
+            if key is not None and tuple(np.shape(a) for a in ordered) != key:
+                queue.wait_all()
+                raise RunnerError("every timed batch must have the first batch's shapes", why=f"batch {index}")
             inputs = self._inputs(ordered)
             items = int(ordered[0].shape[0]) if ordered and np.ndim(ordered[0]) else 1
             queue.get_idle_request_id()  # wait for a free request, so the start below is the real start
