@@ -64,6 +64,12 @@ class OpenVinoModel(Model):
             counts[name] = counts.get(name, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def summary(self) -> Any:
+        """The GraphSummary with OpenVINO's node count and op types (there are no TF nodes)."""
+        import dataclasses
+
+        return dataclasses.replace(super().summary(), nodes=self.node_count)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the IR atomically as ``path`` (``.xml``) and the ``.bin`` beside it."""
         target = Path(path)
