@@ -69,6 +69,7 @@ def test_fp32_agrees_with_tensorflow_on_resnet_like_with_trained_like_batch_norm
     assert float(np.abs(got - want).max() / np.abs(want).max()) <= 1e-4
     assert (got.argmax(1) == want.argmax(1)).all()
     assert float(want.std()) > 0.01  # the random statistics make a non-trivial output
+    backend.deactivate()
 
 
 DIGITS = textwrap.dedent(
@@ -176,3 +177,4 @@ def test_quantize_cli_to_ir_then_load_and_time(tmp_path: Path) -> None:
     timing = backend.timed(iter([[x]] * 16))
     assert len(timing.batches) == 16 and timing.throughput > 0
     assert backend.describe()["precision"] == "int8"
+    backend.deactivate()

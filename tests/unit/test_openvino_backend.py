@@ -74,10 +74,22 @@ def batch() -> np.ndarray:
     return np.random.default_rng(3).standard_normal((4, 16, 16, 3)).astype(np.float32)
 
 
+_ACTIVE: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_backends() -> Any:
+    """Deactivate every backend a test made (OpenVINO's compiled models and threads go with the test)."""
+    yield
+    while _ACTIVE:
+        _ACTIVE.pop().deactivate()
+
+
 def backend(model: Model, config: Any = None, **options: Any) -> Any:
     from tfcpu.runtime.backends._base import backend_class
 
     b = backend_class("openvino")(model, config, options)
+    _ACTIVE.append(b)
     b.activate()
     return b
 
