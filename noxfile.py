@@ -1,5 +1,5 @@
 """Sessions: tests, lint (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the
-peer benchmark, bench-int8, bench-instances, bench-ray). Run ``nox -l`` to list them."""
+peer benchmark, bench-int8, bench-instances, bench-openvino, bench-ray). Run ``nox -l`` to list them."""
 
 from __future__ import annotations
 
@@ -84,6 +84,12 @@ def bench_bf16(session: nox.Session) -> None:
 def bench_instances(session: nox.Session) -> None:
     """One instance on all cores vs pinned instances, ratios from one run (benchmarks/bench_instances.py)."""
     _benchmark(session, "bench_instances.py")
+
+
+@nox.session(name="bench-openvino", python=PYTHON)
+def bench_openvino(session: nox.Session) -> None:
+    """tfcpu's OpenVINO backend vs plain OpenVINO + NNCF vs tfcpu's TF backend (benchmarks/bench_openvino.py)."""
+    _benchmark(session, "bench_openvino.py", ".[openvino]")
 
 
 @nox.session(name="bench-ray", python=PYTHON)

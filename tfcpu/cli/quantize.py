@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--algorithm", choices=("minmax", "kl"), default="minmax", help="activation calibration")
     p.add_argument("--smooth-quant", type=float, metavar="ALPHA", help=_SMOOTH_QUANT_HELP)
     p.add_argument("--bf16", action="store_true", help="BF16 instead of INT8 (refused without AVX512_BF16/AMX)")
+    p.add_argument(
+        "--backend",
+        choices=("tensorflow", "openvino"),
+        help="tensorflow: INC graph (.pb/.pbtxt); openvino: NNCF, written as OpenVINO IR (.xml + .bin). "
+        "Default: openvino when OUT ends in .xml",
+    )
     p.add_argument("--no-optimize", action="store_true", help="quantise the graph as loaded (no GraphOptimizer)")
     p.add_argument("--overwrite", action="store_true", help="allow OUT to be the input file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -80,8 +86,10 @@ def _enable_onednn_if_needed() -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
-    if out.suffix.lower() not in (".pb", ".pbtxt"):
-        raise ConfigError("-o must end in .pb or .pbtxt", where=str(out))
+    backend = args.backend or ("openvino" if out.suffix.lower() == ".xml" else "tensorflow")
+    allowed = (".xml",) if backend == "openvino" else (".pb", ".pbtxt")
+    if out.suffix.lower() not in allowed:
+        raise ConfigError(f"-o must end in {' or '.join(allowed)} for --backend {backend}", where=str(out))
     source = Path(args.model)
     if source.exists() and out.exists() and os.path.samefile(source, out) and not args.overwrite:
         raise ConfigError(
@@ -99,9 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if args.smooth_quant is not None:
             plan = plan.smooth_quant(args.smooth_quant)
         plan = plan.calibrate(load_calibration(args.calibration), batches=args.batches, batch_size=args.batch_size)
-    plan = plan.optimize(not args.no_optimize)
+    plan = plan.optimize(not args.no_optimize).backend(backend)
 
-    _enable_onednn_if_needed()
+    if backend == "tensorflow":
+        _enable_onednn_if_needed()
     from tfcpu.graph.load import load
 
     model = load(
@@ -121,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print_rich(result)
         state = result.precision if result.quantized else "unchanged FP32"
         print(f"wrote {out} ({state})")
-        if result.quantized:
+        if result.quantized and backend == "tensorflow":
             print(
                 "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts call "
                 "tfcpu.SessionConfig.for_topology().with_onednn(True).apply() before importing TensorFlow "

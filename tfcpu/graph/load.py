@@ -7,6 +7,8 @@ Sources accepted by :func:`load`:
 * a Keras ``.keras`` / ``.h5`` file, or an in-memory Keras model (Keras 3 or ``tf_keras``);
 * a ``tf.function`` with an ``input_signature``, or a ConcreteFunction;
 * a ``GraphDef`` object (copied);
+* an OpenVINO IR ``model.xml`` (with ``model.bin`` beside it): an
+  :class:`~tfcpu.graph.openvino_ir.OpenVinoModel` for the OpenVINO backend (needs ``tfcpu[openvino]``);
 * ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
   ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
   (random weights: benchmarks and tests need no download). :func:`resolve_application` is
@@ -94,6 +96,10 @@ def _load(source: Any, inputs: Names, outputs: Names, signature: str | None, rea
         if path.is_dir():
             return _from_saved_model(path, in_names, out_names, signature)
         suffix = path.suffix.lower()
+        if suffix == ".xml":  # OpenVINO IR (model.xml + model.bin), run by the OpenVINO backend
+            from tfcpu.graph.openvino_ir import load_ir
+
+            return load_ir(path, in_names, out_names)
         if suffix in (".keras", ".h5", ".hdf5"):
             return _from_keras(_load_keras_file(path), in_names, out_names, str(path))
         graph_def = _read_graph_def(path)

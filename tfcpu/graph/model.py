@@ -178,6 +178,11 @@ class Model:
         return tuple(t.name for t in self.outputs)
 
     @property
+    def preferred_backend(self) -> str:
+        """The runner backend this model is for: ``"tensorflow"``; an OpenVINO IR says ``"openvino"``."""
+        return "tensorflow"
+
+    @property
     def node_count(self) -> int:
         return len(self.graph_def.node)
 

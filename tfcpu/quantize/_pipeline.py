@@ -272,3 +272,22 @@ def run_bf16(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
         model=new, precision="bf16", op_types=bf16_op_table(fp32.graph_def, graph_def), quantized_ops=found
     )
     return build_result(prepared, outcome)
+
+
+def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
+    """``.backend("openvino")``: INT8 through NNCF or BF16 inference precision (tfcpu/quantize/_nncf.py),
+    from the same calibration data; the TensorFlow FP32 graph is optimised once first, like the TF path."""
+    from tfcpu.quantize._nncf import quantizer_result
+
+    prepared = optimise(prepare(plan, model, seed))
+    result = quantizer_result(
+        prepared.fp32,
+        list(prepared.batches),
+        precision=plan.precision,
+        calibration=prepared.calibration,
+        evaluate=plan.evaluator,
+        tolerance=plan.relative_loss if plan.evaluator is not None else None,
+        warnings=prepared.warnings,
+        fast_int8=bool(prepared.topology.precisions["int8"].accelerated),
+    )
+    return replace(result, optimization=prepared.optimization)

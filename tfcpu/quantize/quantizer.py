@@ -187,6 +187,15 @@ class Quantizer:
         """
         return replace(self, optimize_first=bool(enabled))
 
+    def backend(self, name: str) -> Quantizer:
+        """Quantise for ``"tensorflow"`` (INC graph, default) or ``"openvino"`` (NNCF; an OpenVINO IR model)."""
+        if name not in ("tensorflow", "openvino"):
+            from tfcpu.errors import did_you_mean
+
+            hint = did_you_mean(name, ("tensorflow", "openvino")) or "use 'tensorflow' or 'openvino'"
+            raise ConfigError(f"unknown backend {name!r}", where="Quantizer.backend", hint=hint)
+        return replace(self, target=name)
+
     # -- description ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -240,7 +249,12 @@ class Quantizer:
             )
         # One entry per (target, precision). A second backend (OpenVINO/NNCF) adds a builder that sets
         # ``target`` and its entries here; everything after the dispatch is that backend's own pipeline.
-        pipelines = {("tensorflow", "int8"): _pipeline.run_int8, ("tensorflow", "bf16"): _pipeline.run_bf16}
+        pipelines = {
+            ("tensorflow", "int8"): _pipeline.run_int8,
+            ("tensorflow", "bf16"): _pipeline.run_bf16,
+            ("openvino", "int8"): _pipeline.run_openvino,
+            ("openvino", "bf16"): _pipeline.run_openvino,
+        }
         pipeline = pipelines.get((self.target, self.precision))
         if pipeline is None:
             raise ConfigError(
