@@ -301,7 +301,7 @@ class InstancePlan(TextTable):
         """
         import dataclasses
 
-        from tfcpu.session.config import _check_threads
+        from tfcpu.session._resolve import check_threads as _check_threads
 
         if intra_op_threads is not None:
             _check_threads("intra_op_threads", intra_op_threads, allow_zero=True)
