@@ -32,7 +32,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     onednn.add_argument("--onednn", dest="onednn", action="store_true", default=None, help="turn oneDNN on")
     onednn.add_argument("--no-onednn", dest="onednn", action="store_false", help="turn oneDNN off")
     add_layout_args(p, auto=True)
-    p.add_argument("--backend", default="tensorflow", help="the runtime that runs the model (tensorflow, openvino)")
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="the runtime that runs the model: tensorflow (default), openvino (default for an .xml IR)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        help="with --backend openvino: its inference precision (f32 is forced unless bf16 is asked for)",
+    )
     p.add_argument(
         "--backend-option",
         action="append",
@@ -119,13 +128,23 @@ def run(args: argparse.Namespace) -> int:
     from tfcpu.runtime.backends._base import check_backend
 
     options = options_from_args(args)
-    check_backend(args.backend, where="--backend")
+    if args.backend is not None:
+        check_backend(args.backend, where="--backend")
     backend_opts = backend_options(args.backend_option)
+    if args.precision is not None:
+        if args.backend != "openvino" and not str(args.model).lower().endswith(".xml"):
+            raise ConfigError(
+                "--precision needs --backend openvino",
+                why="the TensorFlow backend runs the precision the graph's ops have",
+                hint="make a BF16 graph with `tfcpu quantize MODEL --bf16`, or add --backend openvino",
+            )
+        backend_opts["precision"] = "f32" if args.precision == "fp32" else "bf16"
     itex = _itex_settings(args)
     single = args.instances is None and args.cores_per_instance is None and not args.auto
     plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
     config = _prepare_single(args, itex) if single else None
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on "openvino"
     settings = _settings(args, itex, backend_opts)
     result: Any
     if single:

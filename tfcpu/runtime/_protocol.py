@@ -101,10 +101,10 @@ class WorkerPaths:
         return cls(**{k: str(data[k]) for k in ("workdir", "graph", "go", "ready", "result", "error")})
 
     @classmethod
-    def in_dir(cls, work: Path, index: int) -> WorkerPaths:
+    def in_dir(cls, work: Path, index: int, graph: str = "model.pb") -> WorkerPaths:
         return cls(
             workdir=str(work),
-            graph=str(work / "model.pb"),
+            graph=str(work / graph),
             go=str(work / "go"),
             ready=str(work / f"ready-{index}"),
             result=str(work / f"result-{index}.json"),

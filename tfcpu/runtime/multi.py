@@ -167,7 +167,7 @@ def run_instances(
         raise ConfigError(f"unknown data source {data!r}", hint='use "synthetic" or pass a dataset array')
     with tempfile.TemporaryDirectory(prefix="tfcpu-run-") as tmp:
         work = Path(tmp)
-        Path(WorkerPaths.in_dir(work, 0).graph).write_bytes(model.to_bytes())
+        _write_model(model, work)
         shards = (
             _shards(model, data, work, len(instances), opts)
             if sharded
@@ -234,8 +234,9 @@ def _spec(
         outputs=model.outputs,
         options=opts,
         data=shard,
-        paths=WorkerPaths.in_dir(work, inst.index),
-        backend=cfg.backend,
+        paths=WorkerPaths.in_dir(work, inst.index, _model_file(model)),
+        # an OpenVINO IR has no TF graph: it runs on its own backend unless another was named
+        backend=model.preferred_backend if cfg.backend == "tensorflow" else cfg.backend,
         backend_options=cfg.backend_options,
         threads=cfg.threads or (inst.intra_op_threads, inst.inter_op_threads),
         cpus=tuple(inst.cpus),
@@ -253,6 +254,19 @@ def _env(model: Model, inst: Instance, cfg: InstanceSettings) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["TFCPU_INSTANCE_INDEX"] = str(inst.index)
     return env
+
+
+def _model_file(model: Model) -> str:
+    return "model.xml" if model.preferred_backend == "openvino" else "model.pb"
+
+
+def _write_model(model: Model, work: Path) -> None:
+    """Write the model for the children: a frozen .pb, or OpenVINO IR for a model that has no TF graph."""
+    target = work / _model_file(model)
+    if model.preferred_backend == "openvino":
+        model.save(target)
+    else:
+        target.write_bytes(model.to_bytes())
 
 
 def _start(

@@ -142,7 +142,7 @@ class Runner:
         model: Model,
         config: SessionConfig | None = None,
         *,
-        backend: str = "tensorflow",
+        backend: str | None = None,
         options: Mapping[str, Any] | None = None,
         name: str = "",
     ) -> None:
@@ -156,8 +156,8 @@ class Runner:
         self.model = model
         self._config = config
         self.name = name
-        self.backend_name = backend
-        self._backend_class = backend_class(backend)
+        self.backend_name = backend or model.preferred_backend  # an OpenVINO IR runs on "openvino"
+        self._backend_class = backend_class(self.backend_name)
         self.backend_options: dict[str, Any] = dict(options or {})
         self._backend: Backend | None = None
         self._closed = False

@@ -52,6 +52,10 @@ def _load(spec: WorkerSpec) -> Model:
     from tfcpu._lazy import import_tensorflow
     from tfcpu.graph.model import Model
 
+    if spec.paths.graph.endswith(".xml"):  # OpenVINO IR (no TensorFlow graph)
+        from tfcpu.graph.load import load
+
+        return load(spec.paths.graph)
     tf = import_tensorflow()
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(Path(spec.paths.graph).read_bytes())

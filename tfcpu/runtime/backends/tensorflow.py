@@ -45,6 +45,15 @@ class TensorFlowBackend(Backend):
         return tf.compat.v1.ConfigProto()
 
     def activate(self) -> None:
+        if self.model.preferred_backend != "tensorflow":
+            from tfcpu.errors import RunnerError
+
+            raise RunnerError(
+                "the TensorFlow backend cannot run this model",
+                where=self.model.source,
+                why=f"it holds no TensorFlow graph (it is a {self.model.preferred_backend} model)",
+                hint=f"use backend={self.model.preferred_backend!r} (tfcpu bench picks it for an .xml file)",
+            )
         if self.options:
             from tfcpu.errors import ConfigError
 
