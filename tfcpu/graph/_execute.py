@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tfcpu.graph.model import Model, TensorSpec
+from tfcpu.graph.model import Model
 
 __all__ = ["random_feeds", "run_graph"]
 
@@ -43,38 +43,12 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
             ) from exc
 
 
-def _concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
-    from tfcpu.errors import ConfigError
-
-    if spec.shape is None:
-        raise ConfigError(
-            "cannot make a random input of unknown rank",
-            where=spec.name,
-            hint="load the model with a shaped input (e.g. a tf.function input_signature)",
-        )
-    return tuple(
-        batch if (d is None or d < 0) and i == 0 else (d if d is not None and d >= 0 else 1)
-        for i, d in enumerate(spec.shape)
-    )
-
-
 def random_feeds(model: Model, *, seed: int = 0, batch: int = 2) -> dict[str, Any]:
-    """Seeded random values for every input of ``model`` (normal floats, small ints, bools)."""
-    import numpy as np
+    """Seeded random inputs for the numerical check: :func:`tfcpu.graph.compare.random_inputs`.
 
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, Any] = {}
-    for spec in model.inputs:
-        shape = _concrete_shape(spec, batch)
-        dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "resource", "variant") else None
-        if dtype is None:
-            from tfcpu.errors import ConfigError
+    Unknown dimensions other than the batch are 1 here (a check must run on any signature);
+    pass explicit shapes through ``GraphOptimizer.run(shapes=...)`` for a better probe.
+    """
+    from tfcpu.graph.compare import random_inputs
 
-            raise ConfigError(f"cannot make a random {spec.dtype} input", where=spec.name)
-        if np.issubdtype(dtype, np.floating):
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype == np.bool_:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[spec.name] = rng.integers(0, 8, shape).astype(dtype)
-    return feeds
+    return random_inputs(model, batch, seed=seed, unknown_dims=1)
