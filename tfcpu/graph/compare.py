@@ -181,7 +181,7 @@ def _degenerate(name: str, ref: np.ndarray, cand: np.ndarray, scale: float) -> l
 def _compare_numeric(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> OutputComparison:
     af, bf = a.astype(np.float64), b.astype(np.float64)
     fa, fb = np.isfinite(af), np.isfinite(bf)
-    same_nonfinite = bool(np.array_equal(fa, fb)) and bool(np.array_equal(af[~fa], bf[~fb]))
+    same_nonfinite = bool(np.array_equal(fa, fb)) and bool(np.array_equal(af[~fa], bf[~fb], equal_nan=True))
     both = fa & fb
     diff = np.abs(af[both] - bf[both])
     scale = float(np.abs(af[fa]).max()) if fa.any() else 0.0
@@ -351,7 +351,7 @@ class Comparison(TextTable):
         if self.top1 is not None:
             text += f", top-1 agreement {self.top1:.2%}"
         if self.degenerate:
-            text += f"; DEGENERATE: {len(self.degenerate)} reason(s), see below"
+            text += f"; DEGENERATE ({len(self.degenerate)})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
