@@ -18,7 +18,7 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
     compute bit-identical results, which hides what a rewrite changed.
     """
     from tfcpu._lazy import import_tensorflow
-    from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
+    from tfcpu.graph.passes.strip_unknown_attrs import for_installed_tensorflow
 
     tf = import_tensorflow()
     graph = tf.Graph()

@@ -19,7 +19,8 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     merge_duplicate_constants,
     remove_const_control_edges,
     remove_nodes,
-    strip_attrs,
+    strip_default_attrs,
+    strip_unknown_attrs,
     strip_unused_nodes,
 )
 from tfcpu.graph.passes._base import PASSES, Outcome, PassContext, PassInfo, PassReport, Skip, register_pass
