@@ -169,3 +169,22 @@ def test_the_checks_feeds_are_the_generators_and_run():
     same = random_inputs(model, 2, seed=3)
     assert np.array_equal(feeds["x:0"], same["x:0"])
     assert run_graph(model.graph_def, feeds, ["out:0"])[0].shape[0] == 2
+
+
+def test_a_failing_graph_names_tensorflows_cause_not_its_preamble():
+    from tfcpu.errors import ModelError
+    from tfcpu.graph._execute import _cause
+
+    text = (
+        "Graph execution error:\n\nDetected at node 'out2' defined at (most recent call last):\n"
+        "    File \"x.py\", line 7, in <module>\nNode: 'out2'\n"
+        "input depth must be evenly divisible by filter depth: 3 vs 4\n\t [[{{node out2}}]]"
+    )
+    assert _cause(text) == "input depth must be evenly divisible by filter depth: 3 vs 4"
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, None, name="x")
+        tf.raw_ops.Reshape(tensor=x, shape=[3, 3], name="out")
+
+    with pytest.raises(ModelError, match="Input to reshape is a tensor with 8 values"):
+        run_graph(graph_def_of(build), {"x:0": np.zeros((2, 4), np.float32)}, ["out:0"])

@@ -33,14 +33,23 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
         except (tf.errors.OpError, ValueError) as exc:  # the graph fails (missing file, bad shapes, Assert)
             from tfcpu.errors import ModelError
 
-            text = str(getattr(exc, "message", exc) or "").strip()
             op = getattr(exc, "op", None)
             raise ModelError(
                 "the graph fails when TensorFlow runs it",
                 where=op.name if op is not None else None,
-                why=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}",
+                why=f"{type(exc).__name__}: {_cause(str(getattr(exc, 'message', exc) or ''))}",
                 hint="check that the model runs in TensorFlow on its own",
             ) from exc
+
+
+_NOISE = ("Graph execution error", "Detected at node", "Node: ", "[[", "Stack trace", "File ")
+
+
+def _cause(text: str) -> str:
+    """The line of a TensorFlow error that says what went wrong (not "Graph execution error:")."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.lstrip().startswith(_NOISE) and not line.startswith("  ")]
+    return (useful or lines or [""])[0].strip()
 
 
 def random_feeds(model: Model, *, seed: int = 0, batch: int = 2) -> dict[str, Any]:
