@@ -15,7 +15,17 @@ __all__ = ["OptimizationResult"]
 
 @dataclass(frozen=True)
 class OptimizationResult(TextTable):
-    """The optimised Model, one PassReport per pass, and the numerical check (None if skipped)."""
+    """The optimised Model, one PassReport per pass, and the numerical check (None if skipped).
+
+    Attributes:
+        model: the optimised Model (the input is never modified).
+        reports: one PassReport per pass, in order.
+        check: original vs optimised (None with ``check=False``).
+        seconds: wall time of the passes.
+        pass_checks: ``(pass, CheckResult)`` after each modifying pass (``run(check_each_pass=True)``).
+        timings: ``(pass, seconds)`` per pass (``run(timing=True)``).
+        dumped: files written by ``run(dump_dir=...)``.
+    """
 
     model: Model
     reports: tuple[Any, ...]
