@@ -188,3 +188,23 @@ def test_a_failing_graph_names_tensorflows_cause_not_its_preamble():
 
     with pytest.raises(ModelError, match="Input to reshape is a tensor with 8 values"):
         run_graph(graph_def_of(build), {"x:0": np.zeros((2, 4), np.float32)}, ["out:0"])
+
+
+def test_a_saturated_softmax_is_proven_by_its_logits():
+    """x[?, 4] -> MatMul(w) -> Add([1000, 0, 0]) -> Softmax -> out: one-hot class 0 for every input,
+    but the logits before it vary, and the check compares them: not degenerate."""
+    rng = np.random.default_rng(8)
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, 4], name="x")
+        h = tf.raw_ops.MatMul(a=x, b=const(rng, 4, 3), name="fc")
+        h = tf.add(h, np.array([1000.0, 0.0, 0.0], np.float32), name="logits")
+        tf.nn.softmax(h, name="out")
+
+    model = tfcpu.load(graph_def_of(build), outputs="out")
+    result = tfcpu.GraphOptimizer().remove_nodes().run(model)
+    check = result.check
+    assert check is not None and check.comparison is not None
+    assert check.comparison.output("out:0").degenerate  # the probabilities alone prove nothing ...
+    assert not check.comparison.output("logits:0").degenerate
+    assert check.degenerate == () and result.degenerate == ()  # ... the logits do

@@ -50,6 +50,8 @@ class CheckResult:
         per_output: tensor -> (abs, rel) error.
         comparison: the comparator's full report (statistics, cosine, top-1, degenerate reasons).
         diverged_at: on a failed check, the first pass whose output diverged (None if not searched).
+        degenerate: why this check proves nothing ("this check proves nothing because ...");
+            an output counts as proven when it, or the logits compared for it, vary with the input.
     """
 
     passed: bool
@@ -62,14 +64,19 @@ class CheckResult:
     per_output: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
     comparison: Comparison | None = field(default=None, compare=False)
     diverged_at: str | None = None
-
-    @property
-    def degenerate(self) -> tuple[str, ...]:
-        """Why this check proves nothing (empty when it proves something)."""
-        return () if self.comparison is None else self.comparison.degenerate
+    degenerate: tuple[str, ...] = ()
 
     @classmethod
-    def from_comparison(cls, comparison: Comparison, *, seed: int) -> CheckResult:
+    def from_comparison(
+        cls, comparison: Comparison, *, seed: int, stands_for: Mapping[str, str] | None = None
+    ) -> CheckResult:
+        """Build from the comparator's report.
+
+        Args:
+            comparison: the comparator's report.
+            seed: the seed of the inputs.
+            stands_for: probe tensor -> the output it was compared for (logits -> softmax output).
+        """
         return cls(
             passed=comparison.passed,
             max_abs_error=comparison.max_abs,
@@ -80,6 +87,7 @@ class CheckResult:
             seed=seed,
             per_output={o.name: (o.max_abs, o.max_rel) for o in comparison.outputs},
             comparison=comparison,
+            degenerate=_unproven(comparison, stands_for or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +119,7 @@ class CheckResult:
             per_output={k: (v[0], v[1]) for k, v in data.get("per_output", {}).items()},
             comparison=None if comparison is None else Comparison.from_dict(comparison),
             diverged_at=data.get("diverged_at"),
+            degenerate=tuple(data.get("degenerate", ())),
         )
 
     def line(self) -> str:
@@ -122,6 +131,20 @@ class CheckResult:
         if self.diverged_at:
             text += f"; first diverging pass: {self.diverged_at}"
         return text
+
+
+def _unproven(comparison: Comparison, stands_for: Mapping[str, str]) -> tuple[str, ...]:
+    """Degenerate reasons of the outputs nothing proves: an output and its probes all degenerate."""
+    groups: dict[str, list[Any]] = {}
+    for item in comparison.outputs:
+        groups.setdefault(stands_for.get(item.name, item.name), []).append(item)
+    return tuple(
+        f"this check proves nothing because {reason}"
+        for members in groups.values()
+        if all(m.degenerate for m in members)
+        for m in members
+        for reason in m.degenerate
+    )
 
 
 def check_invariants(graph_def: Any, model: Model, name: str, before: Sequence[str]) -> None:
@@ -154,9 +177,14 @@ def probe_tensors(original: Model, optimised: Model) -> list[str]:
     A softmax over the logits of a randomly initialised deep network is often one-hot, so
     comparing only the probabilities would hide errors; the logits show them.
     """
+    return list(_probes(original, optimised))
+
+
+def _probes(original: Model, optimised: Model) -> dict[str, str]:
+    """Probe tensor -> the output it is compared for (an output stands for itself)."""
     from tfcpu.graph._graphdef import data_inputs
 
-    fetches = list(original.output_names)
+    fetches = {name: name for name in original.output_names}
     by_old = {n.name: n for n in original.graph_def.node}
     names_new = {n.name for n in optimised.graph_def.node}
     for spec in original.outputs:
@@ -167,7 +195,7 @@ def probe_tensors(original: Model, optimised: Model) -> list[str]:
             logits = data_inputs(node)[0]
             logits = logits if ":" in logits else f"{logits}:0"
             if logits.split(":")[0] in names_new and logits not in fetches:
-                fetches.append(logits)
+                fetches[logits] = spec.name
     return fetches
 
 
@@ -207,7 +235,8 @@ class NumericalCheck:
         """Compare ``candidate`` with the original; a changed shape or dtype is a PassError."""
         import numpy as np
 
-        fetches = probe_tensors(self.original, candidate)
+        probes = _probes(self.original, candidate)
+        fetches = list(probes)
         missing = [f for f in fetches if f not in self._reference]
         if missing:
             self._reference.update(self._outputs(self.original.graph_def, missing))
@@ -224,7 +253,7 @@ class NumericalCheck:
         comparison = compare_outputs(want, got, atol=self.atol, rtol=self.rtol)
         from dataclasses import replace
 
-        return CheckResult.from_comparison(replace(comparison, label=label), seed=self.seed)
+        return CheckResult.from_comparison(replace(comparison, label=label), seed=self.seed, stands_for=probes)
 
 
 def compare_models(
