@@ -208,3 +208,17 @@ def test_a_saturated_softmax_is_proven_by_its_logits():
     assert check.comparison.output("out:0").degenerate  # the probabilities alone prove nothing ...
     assert not check.comparison.output("logits:0").degenerate
     assert check.degenerate == () and result.degenerate == ()  # ... the logits do
+
+
+def test_the_comparator_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from tfcpu.graph.compare import compare_outputs\n"
+        "assert compare_outputs({'y': np.ones(2)}, {'y': np.ones(2)}).passed\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
