@@ -2,7 +2,11 @@
 
 The name of a pass is also the name of its :class:`~tfcpu.GraphOptimizer` method and its
 token in a ``graph_transforms`` string. :func:`run_pass` is the only way passes are run: it
-copies the GraphDef, calls the pass on the copy, times it and builds the PassReport.
+copies the GraphDef, calls the pass on the copy, times it, settles ``modified`` (the pass's
+word, checked, or a comparison of output and input), runs the pass's ``ensures`` and builds
+the PassReport. ``requires`` is checked by :class:`~tfcpu.GraphOptimizer` when a plan is built.
+See :mod:`tfcpu.graph.passes._base` for the contract and docs/graph-optimization.md for how
+to add a pass.
 """
 
 from __future__ import annotations
