@@ -222,3 +222,11 @@ def test_the_comparator_imports_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_single_values_and_integer_matrices_are_not_called_logits_or_constant():
+    one = compare_outputs({"loss": np.float32(0.5)}, {"loss": np.float32(0.5)})
+    assert one.degenerate == () and one.passed
+    ids = np.array([[1, 1, 1], [0, 2, 1]], np.int32)  # a 2-D integer output is not logits
+    cmp = compare_outputs({"ids": ids}, {"ids": ids.copy()})
+    assert cmp.output("ids").top1 is None and cmp.degenerate == ()

@@ -151,15 +151,19 @@ def _logit_like(a: np.ndarray) -> bool:
     return a.ndim == 2 and a.shape[1] > 1 and a.shape[0] > 0 and np.issubdtype(a.dtype, np.floating)
 
 
-def _degenerate(name: str, ref: np.ndarray, cand: np.ndarray, scale: float) -> list[str]:
-    """Reasons why agreement on this output proves nothing ("... because <reason>")."""
+def _degenerate(name: str, ref: np.ndarray, cand: np.ndarray, scale: float, *, logits: bool) -> list[str]:
+    """Reasons why agreement on this output proves nothing ("... because <reason>").
+
+    A single value cannot be told constant from varying, so one-element outputs are only
+    checked for NaN/Inf.
+    """
     reasons = []
     for label, arr in (("reference", ref), ("candidate", cand)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         if bad:
             reasons.append(f"{name}: the {label} holds {bad} NaN/Inf values")
     finite = ref[np.isfinite(ref)] if ref.size else ref
-    if not finite.size:
+    if finite.size < 2:
         return reasons
     tol = NEAR_CONSTANT * scale
     if float(finite.max() - finite.min()) <= tol:
@@ -171,7 +175,7 @@ def _degenerate(name: str, ref: np.ndarray, cand: np.ndarray, scale: float) -> l
                 f"{name}: the reference is the same for all {ref.shape[0]} inputs of the batch "
                 f"(spread {spread:.3g} <= {NEAR_CONSTANT:g} x scale {scale:.3g}): the graph ignores its input"
             )
-    if _logit_like(ref) and np.isfinite(ref).all():
+    if logits and np.isfinite(ref).all():
         flat = int(np.count_nonzero(ref.max(axis=1) - ref.min(axis=1) <= tol))
         if flat:
             reasons.append(f"{name}: {flat} of {ref.shape[0]} rows of logits are all equal (their top-1 is arbitrary)")
@@ -206,7 +210,7 @@ def _compare_numeric(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol:
         tightest_atol=max(0.0, max_abs - rtol * scale),
         tightest_rtol=_ratio(max(0.0, max_abs - atol), scale),
         passed=ok,
-        degenerate=tuple(_degenerate(name, af, bf, scale)),
+        degenerate=tuple(_degenerate(name, af, bf, scale, logits=_logit_like(a))),
         note="" if same_nonfinite else "NaN/Inf at different places",
     )
 
