@@ -323,7 +323,7 @@ def broken_pass():
 
 def test_check_catches_a_pass_that_changes_results(broken_pass):
     model = tfcpu.load(tf1_style_graph(), outputs="out")
-    with pytest.raises(PassError, match="(?s)does not compute what the original computes.*'test_break_weights'"):
+    with pytest.raises(PassError, match=r"(?s)does not compute what the original computes.*'test_break_weights'"):
         GraphOptimizer().add(broken_pass).run(model)
     result = GraphOptimizer().add(broken_pass).run(model, check=False)
     assert result.check is None and result.reports[0].changed == ("corrupted",)
