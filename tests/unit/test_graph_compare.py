@@ -84,7 +84,8 @@ def test_comparison_round_trips_through_json_and_renders():
     rng = np.random.default_rng(1)
     ref = {"logits:0": _logits(rng), "ids:0": np.arange(6, dtype=np.int32), "const:0": np.zeros(3, np.float32)}
     cand = {k: v + (1e-6 if v.dtype.kind == "f" else 0) for k, v in ref.items()}
-    cmp = compare_outputs(ref, cand, atol=1e-5, rtol=1e-5)
+    cmp = compare_outputs(ref, cand, atol=1e-5, rtol=1e-5, label="fp32 vs int8")
+    assert cmp.label == "fp32 vs int8" and "Comparison: fp32 vs int8" in str(cmp)
     back = Comparison.from_dict(json.loads(json.dumps(cmp.to_dict())))
     assert back == cmp and back.passed == cmp.passed and back.degenerate == cmp.degenerate
     text = str(cmp)

@@ -250,10 +250,8 @@ class NumericalCheck:
                     where=name,
                     why=f"{a.dtype}{a.shape} -> {b.dtype}{b.shape}",
                 )
-        comparison = compare_outputs(want, got, atol=self.atol, rtol=self.rtol)
-        from dataclasses import replace
-
-        return CheckResult.from_comparison(replace(comparison, label=label), seed=self.seed, stands_for=probes)
+        comparison = compare_outputs(want, got, atol=self.atol, rtol=self.rtol, label=label)
+        return CheckResult.from_comparison(comparison, seed=self.seed, stands_for=probes)
 
 
 def compare_models(

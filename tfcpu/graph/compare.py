@@ -239,7 +239,12 @@ def _replace(item: OutputComparison, **changes: Any) -> OutputComparison:
 
 
 def compare_outputs(
-    reference: Mapping[str, Any], candidate: Mapping[str, Any], *, atol: float = 1e-4, rtol: float = 1e-4
+    reference: Mapping[str, Any],
+    candidate: Mapping[str, Any],
+    *,
+    atol: float = 1e-4,
+    rtol: float = 1e-4,
+    label: str = "reference vs candidate",
 ) -> Comparison:
     """Compare every output of ``reference`` with the same-named output of ``candidate``.
 
@@ -248,6 +253,7 @@ def compare_outputs(
         candidate: output name -> array, from the model under test; extra names are ignored.
         atol: absolute tolerance.
         rtol: tolerance relative to each output's scale ``max|reference|``.
+        label: what is compared, for the table title (e.g. ``"fp32 vs int8"``).
 
     Returns:
         A :class:`Comparison`: per-output statistics, ``passed`` and ``degenerate`` reasons.
@@ -265,7 +271,7 @@ def compare_outputs(
             hint="compare outputs of the same signature",
         )
     items = tuple(_compare_one(k, reference[k], candidate[k], atol, rtol) for k in reference)
-    return Comparison(outputs=items, atol=float(atol), rtol=float(rtol))
+    return Comparison(outputs=items, atol=float(atol), rtol=float(rtol), label=label)
 
 
 def concat_outputs(batches: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
