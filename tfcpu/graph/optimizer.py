@@ -159,33 +159,56 @@ class GraphOptimizer:
         return method
 
     def strip_unused_nodes(self) -> GraphOptimizer:
+        """Delete nodes the outputs do not depend on (:mod:`~tfcpu.graph.passes.strip_unused_nodes`)."""
         return self.add("strip_unused_nodes")
 
     def remove_nodes(self, ops: tuple[str, ...] = ("Identity", "CheckNumerics")) -> GraphOptimizer:
+        """Bypass pass-through nodes (:mod:`~tfcpu.graph.passes.remove_nodes`).
+
+        Args:
+            ops: the op types to bypass.
+        """
         return self.add("remove_nodes", ops=ops)
 
     def fold_constants(self, ignore_errors: bool = True, max_bytes: int = 64 * 1024 * 1024) -> GraphOptimizer:
+        """Evaluate constant subgraphs into Const nodes (:mod:`~tfcpu.graph.passes.fold_constants`).
+
+        Args:
+            ignore_errors: skip (and report) what TensorFlow cannot evaluate instead of raising.
+            max_bytes: leave values larger than this unfolded.
+        """
         return self.add("fold_constants", ignore_errors=ignore_errors, max_bytes=max_bytes)
 
     def fold_old_batch_norms(self) -> GraphOptimizer:
+        """Fold FusedBatchNorm* / BatchNormWithGlobalNormalization into the weights before them."""
         return self.add("fold_old_batch_norms")
 
     def fold_batch_norms(self) -> GraphOptimizer:
+        """Fold per-channel Mul/Add chains into the weights before them (requires fold_constants)."""
         return self.add("fold_batch_norms")
 
     def merge_duplicate_constants(self) -> GraphOptimizer:
+        """Point every reader of an equal Const to one copy."""
         return self.add("merge_duplicate_constants")
 
     def fold_pad_into_conv(self) -> GraphOptimizer:
+        """Absorb zero spatial Pads into the following VALID Conv2D (explicit padding)."""
         return self.add("fold_pad_into_conv")
 
     def remove_const_control_edges(self) -> GraphOptimizer:
+        """Drop control edges on Const nodes (they order nothing)."""
         return self.add("remove_const_control_edges")
 
     def strip_unknown_attrs(self, only_newer_producer: bool = False) -> GraphOptimizer:
+        """Delete attributes this TensorFlow's op registry does not define.
+
+        Args:
+            only_newer_producer: act only on graphs written by a newer TensorFlow.
+        """
         return self.add("strip_unknown_attrs", only_newer_producer=only_newer_producer)
 
     def strip_default_attrs(self) -> GraphOptimizer:
+        """Delete attributes equal to their registered default."""
         return self.add("strip_default_attrs")
 
     @classmethod
