@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tfcpu.graph.model import Model, TensorSpec
+from tfcpu.graph.model import Model
 
 __all__ = ["random_feeds", "run_graph"]
 
@@ -18,7 +18,7 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
     compute bit-identical results, which hides what a rewrite changed.
     """
     from tfcpu._lazy import import_tensorflow
-    from tfcpu.graph.passes.strip_attrs import for_installed_tensorflow
+    from tfcpu.graph.passes.strip_unknown_attrs import for_installed_tensorflow
 
     tf = import_tensorflow()
     graph = tf.Graph()
@@ -33,48 +33,31 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
         except (tf.errors.OpError, ValueError) as exc:  # the graph fails (missing file, bad shapes, Assert)
             from tfcpu.errors import ModelError
 
-            text = str(getattr(exc, "message", exc) or "").strip()
             op = getattr(exc, "op", None)
             raise ModelError(
                 "the graph fails when TensorFlow runs it",
                 where=op.name if op is not None else None,
-                why=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}",
+                why=f"{type(exc).__name__}: {_cause(str(getattr(exc, 'message', exc) or ''))}",
                 hint="check that the model runs in TensorFlow on its own",
             ) from exc
 
 
-def _concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
-    from tfcpu.errors import ConfigError
+_NOISE = ("Graph execution error", "Detected at node", "Node: ", "[[", "Stack trace", "File ")
 
-    if spec.shape is None:
-        raise ConfigError(
-            "cannot make a random input of unknown rank",
-            where=spec.name,
-            hint="load the model with a shaped input (e.g. a tf.function input_signature)",
-        )
-    return tuple(
-        batch if (d is None or d < 0) and i == 0 else (d if d is not None and d >= 0 else 1)
-        for i, d in enumerate(spec.shape)
-    )
+
+def _cause(text: str) -> str:
+    """The line of a TensorFlow error that says what went wrong (not "Graph execution error:")."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.lstrip().startswith(_NOISE) and not line.startswith("  ")]
+    return (useful or lines or [""])[0].strip()
 
 
 def random_feeds(model: Model, *, seed: int = 0, batch: int = 2) -> dict[str, Any]:
-    """Seeded random values for every input of ``model`` (normal floats, small ints, bools)."""
-    import numpy as np
+    """Seeded random inputs for the numerical check: :func:`tfcpu.graph.compare.random_inputs`.
 
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, Any] = {}
-    for spec in model.inputs:
-        shape = _concrete_shape(spec, batch)
-        dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "resource", "variant") else None
-        if dtype is None:
-            from tfcpu.errors import ConfigError
+    Unknown dimensions other than the batch are 1 here (a check must run on any signature);
+    pass explicit shapes through ``GraphOptimizer.run(shapes=...)`` for a better probe.
+    """
+    from tfcpu.graph.compare import random_inputs
 
-            raise ConfigError(f"cannot make a random {spec.dtype} input", where=spec.name)
-        if np.issubdtype(dtype, np.floating):
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype == np.bool_:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[spec.name] = rng.integers(0, 8, shape).astype(dtype)
-    return feeds
+    return random_inputs(model, batch, seed=seed, unknown_dims=1)

@@ -323,7 +323,9 @@ def _from_saved_model(
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # TF raises many types
-        raise ModelError("cannot load the SavedModel", where=str(path), why=f"{type(exc).__name__}: {exc}") from exc
+        from tfcpu.graph._load_errors import saved_model_failure
+
+        raise saved_model_failure(path, exc) from exc
     signatures = dict(getattr(loaded, "signatures", {}) or {})
     if not signatures:
         raise ModelError(
@@ -448,12 +450,9 @@ def _specs(
     for name in names:
         node = parse_input(tensor_name(name)).node
         if node not in nodes:
-            raise ModelError(
-                f"no {what} node {node!r} in the graph",
-                where=source,
-                why=did_you_mean(node, nodes) or f"the graph has {len(nodes)} nodes",
-                hint=f"see the candidates with: tfcpu inspect {source}",
-            )
+            from tfcpu.graph._load_errors import missing_node
+
+            raise missing_node(node, what, graph_def, source)
     graph = tf.Graph()
     try:
         with graph.as_default():

@@ -9,28 +9,35 @@
     >>> result = opt.run(model)                  # checks optimised vs original numerically
 
 Every method returns a new optimizer; nothing runs before :meth:`GraphOptimizer.run`, and
-the input Model is never modified.
+the input Model is never modified. A plan is checked when it is built: unknown passes or
+parameters, and a pass whose ``requires`` are not earlier in the plan, are ConfigErrors.
+
+Fluent methods come from the pass registry: each registered pass is a method of the same
+name (the built-in ones are written out below for typing and docs; a pass registered
+elsewhere gets a generated one, see :meth:`GraphOptimizer.__getattr__`). A test holds the
+two in step. Transform-string parsing lives in :mod:`tfcpu.graph._transforms`, the checks
+in :mod:`tfcpu.graph._check`, the instruments in :mod:`tfcpu.graph.instruments`.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-import re
+import os
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from tfcpu._render import TextTable
 from tfcpu.errors import ConfigError, PassError, did_you_mean
+from tfcpu.graph._check import CheckResult, NumericalCheck, check_invariants, compare_models, first_divergent_pass
+from tfcpu.graph._result import OptimizationResult
+from tfcpu.graph.instruments import PassChecker, PassDumper, PassInstrument, PassTimer
 from tfcpu.graph.model import Model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckResult", "GraphOptimizer", "OptimizationResult", "PassStep"]
-
-# graph_transforms arguments that tfcpu accepts but does not need (the Model carries the
-# signature), mapped per pass.
-_IGNORED_TRANSFORM_ARGS = {"strip_unused_nodes": {"type", "shape", "name"}}
+__all__ = ["CheckResult", "GraphOptimizer", "OptimizationResult", "PassStep", "compare_models"]
 
 
 @dataclass(frozen=True)
@@ -56,67 +63,152 @@ def _registry() -> dict[str, Any]:
     return PASSES
 
 
+def _clean_params(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults merged with ``params``, validated (unknown names, types of the built-in parameters)."""
+    for key in params:
+        if key not in defaults:
+            raise ConfigError(
+                f"pass {name!r} has no parameter {key!r}",
+                why=did_you_mean(key, defaults),
+                hint="parameters: " + (", ".join(defaults) or "none"),
+            )
+    clean = {**defaults, **params}
+    if "ops" in clean:
+        ops = clean["ops"]
+        if isinstance(ops, str):
+            ops = (ops,)
+        if not ops or not all(isinstance(o, str) and o for o in ops):
+            raise ConfigError("remove_nodes(ops=...) needs op type names", where=repr(ops))
+        clean["ops"] = tuple(ops)
+    if "max_bytes" in clean and (not isinstance(clean["max_bytes"], int) or clean["max_bytes"] <= 0):
+        raise ConfigError("max_bytes must be a positive integer", where=repr(clean["max_bytes"]))
+    for key, default in defaults.items():
+        if isinstance(default, bool) and not isinstance(clean[key], bool):
+            raise ConfigError(f"{key} must be true or false", where=f"{name}({key}={clean[key]!r})")
+    return clean
+
+
+def _check_requires(steps: Sequence[PassStep]) -> None:
+    registry = _registry()
+    seen: list[str] = []
+    for step in steps:
+        info = registry.get(step.name)
+        for need in getattr(info, "requires", ()):
+            if need not in registry:
+                raise ConfigError(f"pass {step.name!r} requires {need!r}, which is not a registered pass")
+            if need not in seen:
+                raise ConfigError(
+                    f"pass {step.name!r} requires {need!r} earlier in the plan",
+                    where=" ".join([*seen, step.name]) or step.name,
+                    why=f"{step.name} is registered with requires=({need!r},)",
+                    hint=f"add .{need}() before .{step.name}(), e.g. GraphOptimizer().{need}().{step.name}(), "
+                    f"or start from GraphOptimizer.default()",
+                )
+        seen.append(step.name)
+
+
 @dataclass(frozen=True)
 class GraphOptimizer:
-    """A frozen sequence of passes. Build with the pass methods; run with :meth:`run`."""
+    """A frozen sequence of passes. Build with the pass methods; run with :meth:`run`.
+
+    Attributes:
+        steps: the planned passes, in order (validated on construction).
+    """
 
     steps: tuple[PassStep, ...] = ()
 
-    # -- building -------------------------------------------------------------------------
-    def add(self, name: str, **params: Any) -> GraphOptimizer:
-        """Append the registered pass ``name`` (validated now, run later)."""
+    def __post_init__(self) -> None:
         from tfcpu.graph.passes import get_pass
 
-        info = get_pass(name)
-        for key in params:
-            if key not in info.defaults:
-                raise ConfigError(
-                    f"pass {name!r} has no parameter {key!r}",
-                    why=did_you_mean(key, info.defaults),
-                    hint="parameters: " + (", ".join(info.defaults) or "none"),
-                )
-        clean = {**info.defaults, **params}
-        if "ops" in clean:
-            ops = clean["ops"]
-            if isinstance(ops, str):
-                ops = (ops,)
-            if not ops or not all(isinstance(o, str) and o for o in ops):
-                raise ConfigError("remove_nodes(ops=...) needs op type names", where=repr(ops))
-            clean["ops"] = tuple(ops)
-        if "max_bytes" in clean and (not isinstance(clean["max_bytes"], int) or clean["max_bytes"] <= 0):
-            raise ConfigError("max_bytes must be a positive integer", where=repr(clean["max_bytes"]))
-        if "ignore_errors" in clean and not isinstance(clean["ignore_errors"], bool):
-            raise ConfigError("ignore_errors must be true or false", where=repr(clean["ignore_errors"]))
+        for step in self.steps:
+            get_pass(step.name)
+        _check_requires(self.steps)
+
+    # -- building -------------------------------------------------------------------------
+    def add(self, name: str, **params: Any) -> GraphOptimizer:
+        """Append the registered pass ``name`` (validated now, run later).
+
+        Args:
+            name: the registered pass.
+            **params: its parameters (the rest take their defaults).
+        """
+        from tfcpu.graph.passes import get_pass
+
+        clean = _clean_params(name, get_pass(name).defaults, params)
         return replace(self, steps=(*self.steps, PassStep(name, tuple(sorted(clean.items())))))
 
+    def __getattr__(self, name: str) -> Callable[..., GraphOptimizer]:
+        """A fluent method for a registered pass that has no hand-written one (same signature)."""
+        registry = _registry() if not name.startswith("_") else {}
+        if name not in registry:
+            raise AttributeError(
+                f"'GraphOptimizer' object has no attribute {name!r}"
+                + (f" ({hint})" if (hint := did_you_mean(name, registry)) else "")
+            )
+        info = registry[name]
+        plan = self
+
+        def method(**params: Any) -> GraphOptimizer:
+            return plan.add(name, **params)
+
+        method.__name__ = name
+        method.__doc__ = info.summary
+        method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in info.defaults.items()]
+        )
+        return method
+
     def strip_unused_nodes(self) -> GraphOptimizer:
+        """Delete nodes the outputs do not depend on (:mod:`~tfcpu.graph.passes.strip_unused_nodes`)."""
         return self.add("strip_unused_nodes")
 
     def remove_nodes(self, ops: tuple[str, ...] = ("Identity", "CheckNumerics")) -> GraphOptimizer:
+        """Bypass pass-through nodes (:mod:`~tfcpu.graph.passes.remove_nodes`).
+
+        Args:
+            ops: the op types to bypass.
+        """
         return self.add("remove_nodes", ops=ops)
 
     def fold_constants(self, ignore_errors: bool = True, max_bytes: int = 64 * 1024 * 1024) -> GraphOptimizer:
+        """Evaluate constant subgraphs into Const nodes (:mod:`~tfcpu.graph.passes.fold_constants`).
+
+        Args:
+            ignore_errors: skip (and report) what TensorFlow cannot evaluate instead of raising.
+            max_bytes: leave values larger than this unfolded.
+        """
         return self.add("fold_constants", ignore_errors=ignore_errors, max_bytes=max_bytes)
 
     def fold_old_batch_norms(self) -> GraphOptimizer:
+        """Fold FusedBatchNorm* / BatchNormWithGlobalNormalization into the weights before them."""
         return self.add("fold_old_batch_norms")
 
     def fold_batch_norms(self) -> GraphOptimizer:
+        """Fold per-channel Mul/Add chains into the weights before them (requires fold_constants)."""
         return self.add("fold_batch_norms")
 
     def merge_duplicate_constants(self) -> GraphOptimizer:
+        """Point every reader of an equal Const to one copy."""
         return self.add("merge_duplicate_constants")
 
     def fold_pad_into_conv(self) -> GraphOptimizer:
+        """Absorb zero spatial Pads into the following VALID Conv2D (explicit padding)."""
         return self.add("fold_pad_into_conv")
 
     def remove_const_control_edges(self) -> GraphOptimizer:
+        """Drop control edges on Const nodes (they order nothing)."""
         return self.add("remove_const_control_edges")
 
     def strip_unknown_attrs(self, only_newer_producer: bool = False) -> GraphOptimizer:
+        """Delete attributes this TensorFlow's op registry does not define.
+
+        Args:
+            only_newer_producer: act only on graphs written by a newer TensorFlow.
+        """
         return self.add("strip_unknown_attrs", only_newer_producer=only_newer_producer)
 
     def strip_default_attrs(self) -> GraphOptimizer:
+        """Delete attributes equal to their registered default."""
         return self.add("strip_default_attrs")
 
     @classmethod
@@ -151,42 +243,17 @@ class GraphOptimizer:
         ``remove_nodes(op=A, op=B)`` becomes ``remove_nodes(ops=("A", "B"))``; ``true``/``false``
         are booleans; numbers are ints; ``strip_unused_nodes(type=..., shape=...)`` is accepted
         and its arguments ignored (the Model carries its own signature).
+
+        Args:
+            transforms: the transform string (see :mod:`tfcpu.graph._transforms`).
         """
-        opt = cls()
-        text = transforms.strip().strip("'\"")
-        pos = 0
-        token = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\(([^)]*)\))?\s*")
-        while pos < len(text):
-            match = token.match(text, pos)
-            if match is None or match.end() == pos:
-                raise ConfigError(
-                    "cannot parse the transform string", where=text[pos : pos + 40], hint="expected name(arg=v, ...)"
-                )
-            pos = match.end()
-            name, args = match.group(1), match.group(3)
-            if name not in _registry():
-                raise ConfigError(
-                    f"unknown transform {name!r}",
-                    why=did_you_mean(name, _registry()),
-                    hint="tfcpu implements: " + ", ".join(sorted(_registry())),
-                )
-            params: dict[str, Any] = {}
-            for raw in _split_args(args or ""):
-                key, sep, value = raw.partition("=")
-                key, value = key.strip(), value.strip().strip("'\"")
-                if not sep or not key:
-                    raise ConfigError(f"transform argument {raw!r} is not key=value", where=name)
-                if key in _IGNORED_TRANSFORM_ARGS.get(name, set()):
-                    logger.info("transform %s: argument %s ignored (the Model carries its signature)", name, key)
-                    continue
-                if name == "remove_nodes" and key == "op":
-                    params["ops"] = (*params.get("ops", ()), value)
-                    continue
-                params[key] = _convert(value)
-            opt = opt.add(name, **params)
-        if not opt.steps:
-            raise ConfigError("the transform string is empty", hint="e.g. 'fold_constants fold_batch_norms'")
-        return opt
+        from tfcpu.graph._transforms import parse_transforms
+
+        steps: list[PassStep] = []
+        for name, params in parse_transforms(transforms, _registry()):
+            clean = _clean_params(name, _registry()[name].defaults, params)
+            steps.append(PassStep(name, tuple(sorted(clean.items()))))
+        return cls(tuple(steps))
 
     # -- describing -----------------------------------------------------------------------
     def explain(self) -> str:
@@ -195,7 +262,9 @@ class GraphOptimizer:
             return "empty plan: run() returns the model unchanged (still checked)"
         lines = []
         for i, step in enumerate(self.steps, 1):
-            lines.append(f"{i}. {step.describe()} — {_registry()[step.name].summary}")
+            info = _registry()[step.name]
+            needs = f" (requires {', '.join(info.requires)})" if info.requires else ""
+            lines.append(f"{i}. {step.describe()} — {info.summary}{needs}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,298 +285,125 @@ class GraphOptimizer:
         atol: float = 1e-5,
         seed: int = 0,
         batch: int = 2,
+        shapes: Mapping[str, Sequence[int]] | None = None,
+        timing: bool = False,
+        dump_dir: str | os.PathLike[str] | None = None,
+        check_each_pass: bool = False,
+        instruments: Sequence[PassInstrument] = (),
     ) -> OptimizationResult:
         """Run every pass on a copy of ``model``'s graph and check the result numerically.
 
         With ``check=True`` the original and optimised graphs run on the same seeded random
         inputs; an output (or the logits before a Softmax output) with
-        ``max|a - b| > atol + rtol * max|a|`` raises :class:`PassError` (see :func:`compare_models`).
-        """
-        from tfcpu.graph.passes import PassContext, run_pass
+        ``max|a - b| > atol + rtol * max|a|`` raises :class:`PassError` naming the first pass
+        whose output diverged (tfcpu re-runs the check pass by pass to find it).
 
+        Args:
+            model: the Model to optimise (never modified).
+            check: compare the optimised graph with the original numerically.
+            rtol: relative tolerance of the check.
+            atol: absolute tolerance of the check.
+            seed: seed of the check's random inputs.
+            batch: batch size of the check's random inputs.
+            shapes: explicit input shapes for the check (unknown non-batch dimensions are 1 otherwise).
+            timing: record each pass's wall time (``result.timings``; also logged).
+            dump_dir: write the input graph and each pass's output there (``result.dumped``).
+            check_each_pass: check after every pass that changed the graph; stop at the first that diverges.
+            instruments: more :class:`~tfcpu.graph.instruments.PassInstrument` hooks.
+        """
         if not isinstance(model, Model):
             raise ConfigError(
                 "GraphOptimizer.run needs a tfcpu Model",
                 where=type(model).__name__,
                 hint="load one with tfcpu.load(...)",
             )
-        ctx = PassContext(inputs=tuple(t.node for t in model.inputs), outputs=tuple(t.node for t in model.outputs))
-        graph_def = model.graph_def
-        reports = []
+        numerical = NumericalCheck(model, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes) if (
+            check or check_each_pass
+        ) else None  # fmt: skip
+        timer = PassTimer() if timing else None
+        dumper = PassDumper(dump_dir) if dump_dir is not None else None
+        checker = PassChecker(numerical) if check_each_pass and numerical is not None else None
+        hooks = [i for i in (timer, dumper, checker) if i is not None] + list(instruments)
         start = time.perf_counter()
+        new, reports = self._run_passes(model, hooks)
+        seconds = time.perf_counter() - start
+        checked = self._final_check(model, new, numerical) if check and numerical is not None else None
+        return OptimizationResult(
+            model=new,
+            reports=tuple(reports),
+            check=checked,
+            seconds=round(seconds, 4),
+            pass_checks=tuple(checker.results) if checker else (),
+            timings=tuple(timer.timings) if timer else (),
+            dumped=tuple(dumper.files) if dumper else (),
+        )
+
+    def _run_passes(self, model: Model, hooks: Sequence[PassInstrument]) -> tuple[Model, list[Any]]:
+        from tfcpu.graph._check import with_graph
+        from tfcpu.graph.passes import PassContext, run_pass
+
+        ctx = PassContext(inputs=tuple(t.node for t in model.inputs), outputs=tuple(t.node for t in model.outputs))
+        for hook in hooks:
+            hook.before_run(model)
+        current = model
+        reports = []
         for i, step in enumerate(self.steps):
-            graph_def, report = run_pass(step.name, graph_def, ctx, **step.kwargs())
-            _check_invariants(graph_def, model, step, self.steps[:i])
+            for hook in hooks:
+                hook.before_pass(i, step.name, current)
+            graph_def, report = run_pass(step.name, current.graph_def, ctx, **step.kwargs())
+            check_invariants(graph_def, model, step.name, [s.name for s in self.steps[:i]])
+            current = with_graph(model, graph_def)
             logger.info(
-                "pass %s: %d -> %d nodes, %d changed, %d skipped, %.3f s",
+                "pass %s: %d -> %d nodes, %d changed, %d skipped, %.3f s%s",
                 step.name,
                 report.nodes_before,
                 report.nodes_after,
                 len(report.changed),
                 len(report.skipped),
                 report.seconds,
+                "" if report.modified else " (graph unchanged)",
             )
             reports.append(report)
-        seconds = time.perf_counter() - start
+            for hook in hooks:
+                hook.after_pass(i, step.name, current, report)
         new = Model(
-            graph_def=graph_def,
+            graph_def=current.graph_def,
             inputs=model.inputs,
             outputs=model.outputs,
             source=model.source,
             metadata={**model.metadata, "optimized_with": [s.describe() for s in self.steps]},
         )
-        checked = None
-        if check:
-            checked = compare_models(model, new, rtol=rtol, atol=atol, seed=seed, batch=batch)
-            if not checked.passed:
-                raise PassError(
-                    "the optimised graph does not compute what the original computes",
-                    where=checked.worst_output,
-                    why=f"max abs error {checked.max_abs_error:.3g}, max rel error {checked.max_rel_error:.3g} "
-                    f"(rtol={rtol}, atol={atol}) after: {', '.join(s.describe() for s in self.steps)}",
-                    hint="run the passes one at a time to find the culprit, or pass check=False to keep it",
-                )
-        return OptimizationResult(model=new, reports=tuple(reports), check=checked, seconds=round(seconds, 4))
+        for hook in hooks:
+            hook.after_run(new)
+        return new, reports
 
+    def _final_check(self, model: Model, new: Model, numerical: NumericalCheck) -> CheckResult:
+        from tfcpu.graph.passes import PassContext
 
-def _split_args(text: str) -> list[str]:
-    """Split ``a=1, b="1,2"`` at commas outside quotes."""
-    parts: list[str] = []
-    current: list[str] = []
-    quote = ""
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [a for a in (p.strip() for p in parts) if a]
-
-
-def _convert(value: str) -> Any:
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if re.fullmatch(r"-?\d+", value):
-        return int(value)
-    return value
-
-
-def _check_invariants(graph_def: Any, model: Model, step: PassStep, before: tuple[PassStep, ...]) -> None:
-    """A pass must keep every named input/output and leave no dangling input."""
-    from tfcpu.graph._graphdef import parse_input
-
-    names = {n.name for n in graph_def.node}
-    history = ", ".join(s.name for s in before) or "none"
-    for spec in (*model.inputs, *model.outputs):
-        if spec.node not in names:
-            raise PassError(
-                f"pass {step.name!r} removed the named tensor {spec.name}",
-                why=f"passes before it: {history}",
-                hint="report this as a tfcpu bug",
-            )
-    for node in graph_def.node:
-        for text in node.input:
-            if parse_input(text).node not in names:
-                raise PassError(
-                    f"pass {step.name!r} left a dangling input {text!r}",
-                    where=node.name,
-                    why=f"passes before it: {history}",
-                    hint="report this as a tfcpu bug",
-                )
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """Original vs optimised on the same seeded random inputs."""
-
-    passed: bool
-    max_abs_error: float
-    max_rel_error: float
-    worst_output: str
-    rtol: float
-    atol: float
-    seed: int
-    per_output: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "max_abs_error": self.max_abs_error,
-            "max_rel_error": self.max_rel_error,
-            "worst_output": self.worst_output,
-            "rtol": self.rtol,
-            "atol": self.atol,
-            "seed": self.seed,
-            "per_output": {k: list(v) for k, v in self.per_output.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        return cls(
-            passed=data["passed"],
-            max_abs_error=data["max_abs_error"],
-            max_rel_error=data["max_rel_error"],
-            worst_output=data["worst_output"],
-            rtol=data["rtol"],
-            atol=data["atol"],
-            seed=data["seed"],
-            per_output={k: (v[0], v[1]) for k, v in data.get("per_output", {}).items()},
-        )
-
-
-_SATURATING = ("Softmax", "Sigmoid", "LogSoftmax", "Tanh")
-
-
-def _probe_tensors(original: Model, optimised: Model) -> list[str]:
-    """Outputs plus the inputs of saturating output ops (logits) present in both graphs.
-
-    A softmax over the logits of a randomly initialised deep network is often one-hot, so
-    comparing only the probabilities would hide errors; the logits show them.
-    """
-    from tfcpu.graph._graphdef import data_inputs
-
-    fetches = list(original.output_names)
-    by_old = {n.name: n for n in original.graph_def.node}
-    names_new = {n.name for n in optimised.graph_def.node}
-    for spec in original.outputs:
-        node = by_old.get(spec.node)
-        while node is not None and node.op in ("Identity", "CheckNumerics"):
-            node = by_old.get(data_inputs(node)[0].split(":")[0]) if data_inputs(node) else None
-        if node is not None and node.op in _SATURATING and data_inputs(node):
-            logits = data_inputs(node)[0]
-            logits = logits if ":" in logits else f"{logits}:0"
-            if logits.split(":")[0] in names_new and logits not in fetches:
-                fetches.append(logits)
-    return fetches
-
-
-def compare_models(
-    original: Model, optimised: Model, *, rtol: float = 1e-4, atol: float = 1e-5, seed: int = 0, batch: int = 2
-) -> CheckResult:
-    """Run both models on the same seeded random inputs and compare every output.
-
-    Errors are normwise per tensor: ``abs = max|a - b|`` and ``rel = abs / max|a|`` (an
-    element-wise ratio is meaningless next to zeros). A tensor passes when
-    ``abs <= atol + rtol * max|a|``. The logits before a Softmax/Sigmoid output are compared too.
-    Both graphs run with Grappler off, so each computes exactly what it says.
-    """
-    import numpy as np
-
-    from tfcpu.graph._execute import random_feeds, run_graph
-
-    feeds = random_feeds(original, seed=seed, batch=batch)
-    fetches = _probe_tensors(original, optimised)
-    want = run_graph(original.graph_def, feeds, fetches, grappler=False)
-    got = run_graph(optimised.graph_def, feeds, fetches, grappler=False)
-    passed = True
-    worst, worst_abs, worst_rel = "", 0.0, 0.0
-    per: dict[str, tuple[float, float]] = {}
-    for name, a, b in zip(fetches, want, got, strict=True):
-        a = np.asarray(a)
-        b = np.asarray(b)
-        if a.shape != b.shape or a.dtype != b.dtype:
-            raise PassError(
-                "the optimised graph changed an output's shape or dtype",
-                where=name,
-                why=f"{a.dtype}{a.shape} -> {b.dtype}{b.shape}",
-            )
-        if a.size and (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-            af, bf = a.astype(np.float64), b.astype(np.float64)
-            finite = np.isfinite(af)
-            same_nonfinite = bool(np.array_equal(finite, np.isfinite(bf))) and bool(
-                np.array_equal(af[~finite], bf[~finite])
-            )
-            diff = np.abs(af[finite] - bf[finite])
-            scale = float(np.abs(af[finite]).max()) if diff.size else 0.0
-            abs_err = float(diff.max()) if diff.size else 0.0
-            rel_err = abs_err / scale if scale > 0 else (0.0 if abs_err == 0 else float("inf"))
-            ok = same_nonfinite and abs_err <= atol + rtol * scale
+        checked = numerical.against(new)
+        for reason in checked.degenerate:
+            logger.warning("graph optimisation check of %s: %s", model.source, reason)
+        if checked.passed:
+            return checked
+        ctx = PassContext(inputs=tuple(t.node for t in model.inputs), outputs=tuple(t.node for t in model.outputs))
+        found = first_divergent_pass(numerical, [(s.name, s.kwargs()) for s in self.steps], ctx)
+        plan = ", ".join(s.describe() for s in self.steps)
+        if found is None:
+            culprit = "no single pass diverges on its own when the plan is re-run (non-deterministic graph?)"
+            hint = "pass check=False to keep the graph anyway"
         else:
-            abs_err = rel_err = 0.0 if np.array_equal(a, b) else float("inf")
-            ok = abs_err == 0.0
-        per[name] = (abs_err, rel_err)
-        passed = passed and ok
-        if rel_err >= worst_rel or not worst:
-            worst = name
-        worst_abs = max(worst_abs, abs_err)
-        worst_rel = max(worst_rel, rel_err)
-    return CheckResult(passed, worst_abs, worst_rel, worst, rtol, atol, seed, per)
-
-
-@dataclass(frozen=True)
-class OptimizationResult(TextTable):
-    """The optimised Model, one PassReport per pass, and the numerical check (None if skipped)."""
-
-    model: Model
-    reports: tuple[Any, ...]
-    check: CheckResult | None
-    seconds: float = 0.0
-
-    @property
-    def nodes_before(self) -> int:
-        return self.reports[0].nodes_before if self.reports else self.model.node_count
-
-    @property
-    def nodes_after(self) -> int:
-        return self.model.node_count
-
-    def report(self, name: str) -> Any:
-        """The report of the last run of pass ``name``."""
-        for rep in reversed(self.reports):
-            if rep.name == name:
-                return rep
-        raise ConfigError(f"no pass {name!r} in this result", why=did_you_mean(name, [r.name for r in self.reports]))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.model.source,
-            "nodes_before": self.nodes_before,
-            "nodes_after": self.nodes_after,
-            "seconds": self.seconds,
-            "reports": [r.to_dict() for r in self.reports],
-            "check": None if self.check is None else self.check.to_dict(),
-            "ops_after": self.model.op_counts(),
-        }
-
-    def _rows(self) -> list[list[Any]]:
-        return [
-            [r.name, r.nodes_before, r.nodes_after, len(r.changed), len(r.skipped), f"{r.seconds:.3f}"]
-            for r in self.reports
-        ]
-
-    def _check_line(self) -> str:
-        if self.check is None:
-            return "numerical check: skipped"
-        c = self.check
-        return (
-            f"numerical check: {'passed' if c.passed else 'FAILED'} — max abs error {c.max_abs_error:.3g}, "
-            f"max rel error {c.max_rel_error:.3g} (rtol={c.rtol}, atol={c.atol}, seed={c.seed})"
-        )
-
-    _COLUMNS = ("pass", "nodes before", "nodes after", "changed", "skipped", "seconds")
-
-    def __rich__(self) -> Any:
-        from rich.console import Group
-        from rich.text import Text
-
-        from tfcpu._render import rich_table
-
-        return Group(
-            rich_table(f"Graph optimisation of {self.model.source}", self._COLUMNS, self._rows()),
-            Text(self._check_line()),
-        )
-
-    def _repr_html_(self) -> str:
-        import html
-
-        from tfcpu._render import html_table
-
-        return html_table(f"Graph optimisation of {self.model.source}", self._COLUMNS, self._rows()) + (
-            f"<p>{html.escape(self._check_line())}</p>"
+            index, result = found
+            name = self.steps[index].name
+            checked = replace(checked, diverged_at=name)
+            culprit = (
+                f"pass {index + 1} of {len(self.steps)}, {name!r}, is the first whose output diverges "
+                f"(max rel error {result.max_rel_error:.3g} right after it)"
+            )
+            hint = f"drop {name!r} from the plan (and report it as a bug), or pass check=False to keep the graph"
+        raise PassError(
+            "the optimised graph does not compute what the original computes",
+            where=checked.worst_output,
+            why=f"max abs error {checked.max_abs_error:.3g}, max rel error {checked.max_rel_error:.3g} "
+            f"(rtol={checked.rtol}, atol={checked.atol}) after: {plan}; {culprit}",
+            hint=hint,
         )

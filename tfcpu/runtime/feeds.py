@@ -96,27 +96,9 @@ def resolve_shape(
     spec: TensorSpec, batch_size: int, overrides: Mapping[str, Sequence[int]] | None = None
 ) -> tuple[int, ...]:
     """A concrete shape for ``spec``: batch dimension ``batch_size``; other unknowns need overrides."""
-    if overrides:
-        for key, shape in overrides.items():
-            if tensor_name(key) == spec.name:
-                return tuple(int(d) for d in shape)
-    if spec.shape is None:
-        raise ConfigError(
-            f"input {spec.name!r} has unknown rank",
-            hint="give its shape, e.g. --shape name:1,224,224,3 or shapes={'name': (1, 224, 224, 3)}",
-        )
-    dims = []
-    for axis, dim in enumerate(spec.shape):
-        if dim is None and axis == 0:
-            dims.append(batch_size)
-        elif dim is None:
-            raise ConfigError(
-                f"input {spec.name!r} has an unknown dimension {axis} in {_fmt(spec.shape)}",
-                hint="give its shape explicitly (shapes= / --shape)",
-            )
-        else:
-            dims.append(dim)
-    return tuple(dims)
+    from tfcpu.graph._inputs import shape_for
+
+    return shape_for(spec, batch_size, overrides, None)
 
 
 def synthetic_batch(
@@ -126,21 +108,14 @@ def synthetic_batch(
     seed: int = 0,
     shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded random inputs for every model input (floats ~ N(0,1), integers in [0, 10))."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for spec in model.inputs:
-        shape = resolve_shape(spec, batch_size, shapes)
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            out[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            out[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            raise ConfigError(f"cannot make synthetic data for input {spec.name!r} of dtype {spec.dtype}")
-    return out
+    """Seeded random inputs for every model input: :func:`tfcpu.graph.compare.random_inputs`.
+
+    Kept as the runtime's name for the one generator (floats ~ N(0,1), integers in [0, 8),
+    unknown dimensions other than the batch need ``shapes``).
+    """
+    from tfcpu.graph.compare import random_inputs
+
+    return random_inputs(model, batch_size, seed=seed, shapes=shapes)
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

@@ -2,7 +2,11 @@
 
 The name of a pass is also the name of its :class:`~tfcpu.GraphOptimizer` method and its
 token in a ``graph_transforms`` string. :func:`run_pass` is the only way passes are run: it
-copies the GraphDef, calls the pass on the copy, times it and builds the PassReport.
+copies the GraphDef, calls the pass on the copy, times it, settles ``modified`` (the pass's
+word, checked, or a comparison of output and input), runs the pass's ``ensures`` and builds
+the PassReport. ``requires`` is checked by :class:`~tfcpu.GraphOptimizer` when a plan is built.
+See :mod:`tfcpu.graph.passes._base` for the contract and docs/graph-optimization.md for how
+to add a pass.
 """
 
 from __future__ import annotations
@@ -19,12 +23,23 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     merge_duplicate_constants,
     remove_const_control_edges,
     remove_nodes,
-    strip_attrs,
+    strip_default_attrs,
+    strip_unknown_attrs,
     strip_unused_nodes,
 )
-from tfcpu.graph.passes._base import PASSES, PassContext, PassInfo, PassReport, Skip
+from tfcpu.graph.passes._base import PASSES, Outcome, PassContext, PassInfo, PassReport, Skip, register_pass
 
-__all__ = ["PASSES", "PassContext", "PassInfo", "PassReport", "Skip", "get_pass", "run_pass"]
+__all__ = [
+    "PASSES",
+    "Outcome",
+    "PassContext",
+    "PassInfo",
+    "PassReport",
+    "Skip",
+    "get_pass",
+    "register_pass",
+    "run_pass",
+]
 
 
 def get_pass(name: str) -> PassInfo:
@@ -62,6 +77,11 @@ def run_pass(name: str, graph_def: Any, ctx: PassContext, **params: Any) -> tupl
             f"graph pass {name!r} failed", why=f"{type(exc).__name__}: {exc}", hint="report this as a tfcpu bug"
         ) from exc
     seconds = time.perf_counter() - start
+    modified = _modified(name, outcome, graph_def, work)
+    if info.ensures is not None and (problem := info.ensures(work, ctx, **merged)):
+        raise PassError(
+            f"graph pass {name!r} broke its post-condition", why=str(problem), hint="report this as a tfcpu bug"
+        )
     report = PassReport(
         name=name,
         params=merged,
@@ -70,5 +90,21 @@ def run_pass(name: str, graph_def: Any, ctx: PassContext, **params: Any) -> tupl
         changed=tuple(outcome.changed),
         skipped=tuple(outcome.skipped),
         seconds=round(seconds, 4),
+        modified=modified,
     )
     return work, report
+
+
+def _modified(name: str, outcome: Outcome, before: Any, after: Any) -> bool:
+    """The pass's own ``modified`` flag, checked; or whether the graph changed, when it does not say."""
+    if not isinstance(outcome, Outcome):
+        raise PassError(
+            f"graph pass {name!r} returned {type(outcome).__name__}, not an Outcome",
+            hint="a pass returns tfcpu.graph.passes._base.Outcome(changed=..., skipped=...)",
+        )
+    changed = bool(after != before)
+    if outcome.modified is False and changed:
+        raise PassError(
+            f"graph pass {name!r} says it did not modify the graph, but it did", hint="report this as a tfcpu bug"
+        )
+    return changed if outcome.modified is None else bool(outcome.modified)

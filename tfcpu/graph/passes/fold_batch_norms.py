@@ -10,6 +10,9 @@ once the constant parts are folded) and the TF1 ``MatMul -> BiasAdd -> Mul -> Ad
 Maths: the chain is ``y = A * z + B`` per output channel; ``A`` goes into the weights and
 ``B`` into one BiasAdd (see :mod:`tfcpu.graph.passes._affine`).
 
+Requires ``fold_constants`` earlier in the plan (a plan without it is refused when built):
+the Keras 3 form only becomes per-channel constants once the constant parts are folded.
+
 Skips (reported per Mul right after a linear op): operand not constant (run fold_constants
 first), not per-channel, weights not constant or shared, producer with other consumers.
 """
@@ -22,7 +25,11 @@ from tfcpu.graph.passes._affine import fold_affine_chains
 from tfcpu.graph.passes._base import Outcome, PassContext, register_pass
 
 
-@register_pass("fold_batch_norms", "fold per-channel Mul/Add chains after convolutions into the weights")
+@register_pass(
+    "fold_batch_norms",
+    "fold per-channel Mul/Add chains after convolutions into the weights",
+    requires=("fold_constants",),
+)
 def fold_batch_norms(graph_def: Any, ctx: PassContext) -> Outcome:
     out = Outcome()
     fold_affine_chains(graph_def, ctx, ("Mul", "RealDiv"), out)
