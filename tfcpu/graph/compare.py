@@ -330,6 +330,12 @@ class Comparison(TextTable):
         return worst
 
     @property
+    def cosine(self) -> float | None:
+        """The lowest cosine similarity over the outputs (None when no output has one)."""
+        values = [o.cosine for o in self.outputs if o.cosine is not None]
+        return min(values) if values else None
+
+    @property
     def top1(self) -> float | None:
         """The lowest top-1 agreement over logit-like outputs (None when there is none)."""
         values = [o.top1 for o in self.outputs if o.top1 is not None]

@@ -45,7 +45,10 @@ FP32_NODES = "fp32_nodes"
 
 
 def copy_graph_def(graph_def: Any) -> Any:
-    """A deep copy of a GraphDef (same protobuf class; does not import TensorFlow)."""
+    """A deep copy of a GraphDef (same protobuf class; does not import TensorFlow); None stays None
+    (a signature-only Model, as tests and the input generator use)."""
+    if graph_def is None:
+        return None
     out = type(graph_def)()
     out.CopyFrom(graph_def)
     return out

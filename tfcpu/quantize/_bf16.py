@@ -183,12 +183,13 @@ def agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) 
         reference: the FP32 model's outputs.
         candidate: the BF16 (or INT8) model's outputs, same order and shapes.
     """
+    from tfcpu.graph.compare import compare_outputs
+
     a = np.asarray(reference[0], dtype=np.float64).reshape(len(reference[0]), -1)
     b = np.asarray(candidate[0], dtype=np.float64).reshape(len(candidate[0]), -1)
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    cos = float(np.sum(a * b)) / max(norms, 1e-30)
+    out = compare_outputs({"output": a}, {"output": b}, label="fp32 vs bf16").outputs[0]
     return {
-        "top1_agreement": float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))),
-        "cosine": cos,
-        "max_abs_diff": float(np.max(np.abs(a - b))),
+        "top1_agreement": float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))) if out.top1 is None else out.top1,
+        "cosine": 0.0 if out.cosine is None else out.cosine,
+        "max_abs_diff": out.max_abs,
     }

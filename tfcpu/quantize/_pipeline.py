@@ -71,6 +71,7 @@ class Outcome:
     tolerance: float | None = None
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
+    cosine: float | None = None
     inc_version: str | None = None
     trials: tuple[Trial, ...] = ()
 
@@ -136,6 +137,7 @@ def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
         tolerance=outcome.tolerance,
         top1_agreement=outcome.top1_agreement,
         max_abs_diff=outcome.max_abs_diff,
+        cosine=outcome.cosine,
         calibration=prepared.calibration,
         optimized=prepared.fp32.optimized_with is not None,
         fast_int8_hardware=bool(prepared.topology.precisions["int8"].accelerated),
@@ -179,7 +181,7 @@ def run_int8(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
 
 def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
     from tfcpu.quantize._inc import inc_version
-    from tfcpu.quantize.quantizer import _agreement, _fallback_order, _within
+    from tfcpu.quantize.quantizer import _fallback_order, _within
 
     plan, fp32, batches = prepared.plan, prepared.fp32, list(prepared.batches)
     fp32_metric = plan._evaluate(fp32, "FP32") if plan.evaluator is not None else None
@@ -220,9 +222,7 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
             f"INC quantised nothing in {prepared.source.source}; the FP32 model is returned unchanged"
         )
         return Outcome(model=prepared.source, precision="fp32", **common), prepared
-    top1 = max_abs = None
-    if prepared.onednn and batches:
-        top1, max_abs = _agreement(fp32, qmodel, batches)
+    agreement, prepared = _agree(prepared, qmodel, "int8")
     outcome = Outcome(
         model=qmodel,
         precision="int8",
@@ -231,11 +231,30 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         fp32_metric=fp32_metric,
         int8_metric=chosen.metric,
         tolerance=plan.relative_loss if plan.evaluator is not None else None,
-        top1_agreement=top1,
-        max_abs_diff=max_abs,
+        **agreement,
         **common,
     )
     return outcome, prepared
+
+
+def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, Any], Prepared]:
+    """Top-1 agreement, max abs difference and cosine of ``candidate`` against the FP32 graph (the one
+    comparator), on the calibration batches or, without them, one seeded random batch. A check that
+    proves nothing (constant outputs, NaN, all-equal logits) is said in the warnings."""
+    from tfcpu.quantize.quantizer import _agreement
+
+    if not prepared.onednn:
+        return {}, prepared
+    batches = list(prepared.batches)
+    if not batches:
+        from tfcpu.graph.compare import random_inputs
+
+        batches = [random_inputs(prepared.fp32, 4, seed=0, unknown_dims=1)]
+    comparison = _agreement(prepared.fp32, candidate, batches, label)
+    for reason in comparison.degenerate:
+        prepared = prepared.warn(f"the {label.upper()} agreement check: {reason}")
+    fields = {"top1_agreement": comparison.top1, "max_abs_diff": comparison.max_abs, "cosine": comparison.cosine}
+    return fields, prepared
 
 
 # -- BF16 -----------------------------------------------------------------------------------
@@ -268,8 +287,13 @@ def run_bf16(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
         source=f"{fp32.source} [bf16]",
         metadata={**fp32.metadata, PRECISION: "bf16", NEEDS_ONEDNN: True},
     )
+    agreement, prepared = _agree(prepared, new, "bf16")
     outcome = Outcome(
-        model=new, precision="bf16", op_types=bf16_op_table(fp32.graph_def, graph_def), quantized_ops=found
+        model=new,
+        precision="bf16",
+        op_types=bf16_op_table(fp32.graph_def, graph_def),
+        quantized_ops=found,
+        **agreement,
     )
     return build_result(prepared, outcome)
 

@@ -51,7 +51,8 @@ from tfcpu.graph.model import FP32_NODES, NEEDS_ONEDNN, PRECISION, Model, copy_g
 from tfcpu.quantize.calibration import check_source, describe_source, is_file_source
 from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, int8_ops
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:
+    from tfcpu.graph.compare import Comparison  # pragma: no cover
     from tfcpu.topology import Topology
 
 __all__ = ["Quantizer"]
@@ -346,24 +347,12 @@ def _fallback_order(model: Model) -> list[str]:
 _int8_ops = int8_ops  # the name earlier callers import
 
 
-def _agreement(fp32: Model, int8: Model, batches: list[dict[str, Any]]) -> tuple[float | None, float]:
-    """Top-1 agreement (rank-2 outputs with >1 class) and max abs difference, FP32 vs INT8."""
-    import numpy as np
-
+def _agreement(fp32: Model, candidate: Model, batches: list[dict[str, Any]], label: str) -> Comparison:
+    """FP32 against the quantised/BF16 model on the same batches, through the one comparator."""
+    from tfcpu.graph.compare import compare_outputs, concat_outputs
     from tfcpu.runtime.runner import Runner
 
-    agree = total = 0
-    max_abs = 0.0
-    with Runner(fp32, name="fp32") as ref, Runner(int8, name="int8") as new:
-        for batch in batches:
-            want = ref.run(batch)
-            got = new.run(batch)
-            for name in fp32.output_names:
-                a = np.asarray(want[name], dtype=np.float64)
-                b = np.asarray(got[name], dtype=np.float64)
-                if a.size:
-                    max_abs = max(max_abs, float(np.max(np.abs(a - b))))
-                if a.ndim == 2 and a.shape[1] > 1:
-                    agree += int(np.sum(a.argmax(axis=1) == b.argmax(axis=1)))
-                    total += a.shape[0]
-    return (agree / total if total else None), max_abs
+    with Runner(fp32, name="fp32") as ref, Runner(candidate, name=label) as new:
+        want = concat_outputs(ref.run(batch) for batch in batches)
+        got = concat_outputs(new.run(batch) for batch in batches)
+    return compare_outputs(want, got, label=f"fp32 vs {label}")

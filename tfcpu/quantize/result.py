@@ -175,6 +175,7 @@ class QuantizationResult(TextTable):
         top1_agreement: share of calibration samples whose arg-max agrees, FP32 vs INT8
             (rank-2 outputs with more than one class); None when not measured.
         max_abs_diff: largest absolute output difference on the calibration data.
+        cosine: the lowest output cosine similarity with FP32 on the same data.
         calibration: what the calibration used.
         optimized: whether the graph that was quantised came out of GraphOptimizer (here, or before).
         optimization: the GraphOptimizer run this call made (None when it made none: ``.optimize(False)``,
@@ -197,6 +198,7 @@ class QuantizationResult(TextTable):
     tolerance: float | None = None
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
+    cosine: float | None = None
     calibration: Calibration | None = None
     optimized: bool = False
     fast_int8_hardware: bool = False
@@ -230,6 +232,7 @@ class QuantizationResult(TextTable):
             "tolerance": self.tolerance,
             "top1_agreement": self.top1_agreement,
             "max_abs_diff": self.max_abs_diff,
+            "cosine": self.cosine,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "optimized": self.optimized,
             "fast_int8_hardware": self.fast_int8_hardware,
@@ -281,6 +284,8 @@ class QuantizationResult(TextTable):
             lines.append(f"top-1 agreement with FP32 on the calibration data: {self.top1_agreement:.2%}")
         if self.max_abs_diff is not None:
             lines.append(f"max abs output difference: {self.max_abs_diff:.4g}")
+        if self.cosine is not None:
+            lines.append(f"output cosine similarity with FP32: {self.cosine:.6f}")
         if self.kept_fp32_nodes:
             lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
         optimised = "no"

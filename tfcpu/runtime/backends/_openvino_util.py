@@ -233,32 +233,22 @@ class Agreement:
 
 
 def agreement(reference: Sequence[Sequence[np.ndarray]], candidate: Sequence[Sequence[np.ndarray]]) -> Agreement:
-    """Compare batches of outputs (each batch: outputs in model order).
+    """Compare batches of outputs (each batch: outputs in model order) through the one comparator
+    (`tfcpu.graph.compare.compare_outputs`), summarised as an :class:`Agreement`."""
+    from tfcpu.graph.compare import compare_outputs
 
-    TODO(lead): replace with ``tfcpu.graph.compare.compare_outputs(reference, candidate, atol=, rtol=)``
-    once the graph helper's comparator is on main (same fields: max abs/rel error, cosine, top-1).
-    """
-    max_abs = max_rel = 0.0
-    cosine = 1.0
-    agree = total = rows = 0
-    for ref_batch, cand_batch in zip(reference, candidate, strict=True):
-        for ref, cand in zip(ref_batch, cand_batch, strict=True):
-            a = np.asarray(ref, dtype=np.float64)
-            b = np.asarray(cand, dtype=np.float64)
-            if a.shape != b.shape:
-                raise RunnerError("an output's shape differs from the reference", why=f"{b.shape} vs {a.shape}")
-            if not a.size:
-                continue
-            diff = float(np.max(np.abs(a - b)))
-            scale = float(np.max(np.abs(a)))
-            max_abs = max(max_abs, diff)
-            max_rel = max(max_rel, diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
-            norms = float(np.linalg.norm(a)) * float(np.linalg.norm(b))
-            cos = float(np.dot(a.ravel(), b.ravel()) / norms) if norms > 0 else (1.0 if diff == 0 else 0.0)
-            cosine = min(cosine, cos)
-            if a.ndim == 2 and a.shape[1] > 1:
-                agree += int(np.sum(a.argmax(axis=1) == b.argmax(axis=1)))
-                total += a.shape[0]
-        first = ref_batch[0] if ref_batch else None
-        rows += int(np.shape(first)[0]) if first is not None and np.ndim(first) else 1
-    return Agreement(max_abs, max_rel, cosine, agree / total if total else None, rows)
+    def stacked(batches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
+        width = len(batches[0]) if batches else 0
+        return {str(k): np.concatenate([np.atleast_1d(np.asarray(b[k])) for b in batches]) for k in range(width)}
+
+    want, got = stacked(reference), stacked(candidate)
+    for key in want:
+        if want[key].shape != got[key].shape:
+            raise RunnerError(
+                "an output's shape differs from the reference", why=f"{got[key].shape} vs {want[key].shape}"
+            )
+    cmp = compare_outputs(want, got, label="tensorflow fp32 vs openvino")
+    first = reference[0][0] if reference and reference[0] else None
+    rows = sum(int(np.shape(b[0])[0]) if np.ndim(b[0]) else 1 for b in reference) if first is not None else 0
+    cosine = cmp.cosine
+    return Agreement(cmp.max_abs, cmp.max_rel, 1.0 if cosine is None else cosine, cmp.top1, rows)
