@@ -5,6 +5,7 @@ catch the whole library with one ``except`` clause::
 
     TfcpuError
     ├── ConfigError              a setting or argument has an invalid value
+    │   └── OutputError          an output path cannot be written (permissions, space, not a directory)
     ├── MissingDependencyError   an optional package is not installed (names the extra)
     ├── TopologyError            the CPU topology could not be read at all
     ├── PlanError                no valid instance layout for the request
@@ -31,6 +32,7 @@ __all__ = [
     "InstanceError",
     "MissingDependencyError",
     "ModelError",
+    "OutputError",
     "PassError",
     "PlanError",
     "QuantizationError",
@@ -83,6 +85,10 @@ class ConfigError(TfcpuError, ValueError):
     """A setting or argument has an invalid value."""
 
     exit_code = 2
+
+
+class OutputError(ConfigError):
+    """An output path cannot be written: not writable, no space left, or a parent is a file."""
 
 
 class MissingDependencyError(TfcpuError, ImportError):

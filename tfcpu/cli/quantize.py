@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
         )
+    from tfcpu._io import check_writable
+
+    check_writable(out)  # before the work: a read-only -o is a user error (exit 2)
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()
