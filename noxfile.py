@@ -33,7 +33,7 @@ def onednn(session: nox.Session) -> None:
     forced = [a for a in session.posargs if a in ("0", "1")]
     rest = [a for a in session.posargs if a not in ("0", "1")]
     value = forced[0] if forced else str(session.run("python", "-m", "tests.onednn", silent=True)).strip()
-    session.run("python", "-m", "pytest", "-m", "onednn and not slow", *rest, env={"TF_ENABLE_ONEDNN_OPTS": value})
+    session.run("python", "-m", "pytest", "-m", "onednn", *rest, env={"TF_ENABLE_ONEDNN_OPTS": value})
 
 
 @nox.session(python=PYTHON)

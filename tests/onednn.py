@@ -5,7 +5,7 @@ its oneDNN graph rewrites change what a graph computes (a channel Pad before a C
 tests whose behaviour can differ run twice in CI: once as the README's command runs them (this CPU's
 default, or whatever the environment says), once with the opposite setting::
 
-    TF_ENABLE_ONEDNN_OPTS=$(python -m tests.onednn) python -m pytest -m "onednn and not slow"
+    TF_ENABLE_ONEDNN_OPTS=$(python -m tests.onednn) python -m pytest -m onednn
 
 ``python -m tests.onednn`` prints the opposite of this run's setting ("0" or "1"). The test files in
 `SENSITIVE` get the ``onednn`` marker (tests/conftest.py); a test elsewhere can carry

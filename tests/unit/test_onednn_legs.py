@@ -41,10 +41,10 @@ def test_ci_and_nox_run_the_second_leg_with_the_opposite_value() -> None:
     commands = [line for line in ci if line.strip() and not line.lstrip().startswith("#")]
     readme_command = next(line for line in commands if "pytest" in line)
     assert readme_command == 'pip install -e ".[test]" && python -m pytest'  # the README's, first
-    leg = 'TF_ENABLE_ONEDNN_OPTS="$(python -m tests.onednn)" python -m pytest -m "onednn and not slow"'
+    leg = 'TF_ENABLE_ONEDNN_OPTS="$(python -m tests.onednn)" python -m pytest -m onednn'
     assert leg in commands and commands.index(leg) > commands.index(readme_command)
     nox = (ROOT / "noxfile.py").read_text()
-    assert re.search(r"def onednn\(session", nox) and '"tests.onednn"' in nox and "onednn and not slow" in nox
+    assert re.search(r"def onednn\(session", nox) and '"tests.onednn"' in nox and '"-m", "onednn"' in nox
 
 
 def test_pytest_prints_the_setting_and_marks_the_sensitive_tests() -> None:
