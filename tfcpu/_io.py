@@ -1,6 +1,6 @@
 """File helpers: every write tfcpu makes is atomic (temp file in the same directory + rename).
 
-Outputs are checked before the work (:func:`check_writable`), written with the user's umask (a new
+Outputs are checked before the work (`check_writable()`), written with the user's umask (a new
 file is ``0666 & ~umask``, a replaced file keeps its mode) and any ``OSError`` on the way becomes an
 `OutputError` that names the path and the fix.
 """

@@ -14,7 +14,7 @@ __all__ = ["import_optional", "import_tensorflow"]
 def import_optional(
     module: str, *, package: str | None = None, extra: str | None = None, purpose: str | None = None
 ) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming what to install."""
+    """Import ``module`` or raise `MissingDependencyError` naming what to install."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:

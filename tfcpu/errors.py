@@ -1,6 +1,6 @@
 """The one exception tree of tfcpu.
 
-Every error tfcpu raises on purpose derives from :class:`TfcpuError`, so callers can
+Every error tfcpu raises on purpose derives from `TfcpuError`, so callers can
 catch the whole library with one ``except`` clause::
 
     TfcpuError
@@ -18,7 +18,7 @@ catch the whole library with one ``except`` clause::
         └── InstanceError        a child instance failed
 
 Messages follow one shape: *what* failed, *where* (file, node, op), *why*, and a *hint*
-on how to fix it. Build them with :func:`TfcpuError` keyword arguments so the parts stay
+on how to fix it. Build them with `TfcpuError()` keyword arguments so the parts stay
 separate and machine-readable.
 """
 

@@ -8,7 +8,7 @@ timed duration, synthetic data prepared outside the timed region):
 2. the frozen graph on oneDNN with tuned threads (intra-op = usable physical cores, inter-op = 1):
    the paper's steps 2 and 3 (stock TensorFlow leaves oneDNN off on CPUs without VNNI/BF16/AMX,
    where it still pays for FP32: 1.2x on ResNet-50 on an AVX2-only EPYC);
-3. the optimised graph (:meth:`tfcpu.GraphOptimizer.default`);
+3. the optimised graph (`tfcpu.GraphOptimizer.default()`);
 4. the optimised graph as several pinned instances;
 5. INT8 (optimised, then quantised by Intel Neural Compressor, synthetic calibration);
 6. INT8 as several pinned instances;

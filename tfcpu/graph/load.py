@@ -1,6 +1,6 @@
-"""``tfcpu.load``: any TensorFlow model as a frozen :class:`~tfcpu.graph.model.Model`.
+"""``tfcpu.load``: any TensorFlow model as a frozen `Model`.
 
-Sources accepted by :func:`load`:
+Sources accepted by `load()`:
 
 * a binary GraphDef ``.pb`` or a text ``.pbtxt`` file;
 * a SavedModel directory (``signature=`` chooses the signature, default ``serving_default``);
@@ -9,7 +9,7 @@ Sources accepted by :func:`load`:
 * a ``GraphDef`` object (copied);
 * ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
   ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
-  (random weights: benchmarks and tests need no download). :func:`resolve_application` is
+  (random weights: benchmarks and tests need no download). `resolve_application()` is
   reused by ``tfcpu demo``/``bench``.
 
 Files are checked *before* parsing (missing, empty, a directory that is not a SavedModel,
@@ -62,7 +62,7 @@ def load(
         inputs: input tensor names (``"x"`` or ``"x:0"``); default: every Placeholder.
         outputs: output tensor names; default: the sinks (nodes nobody reads).
         signature: SavedModel signature key (default ``serving_default`` or the only one).
-        allow_unsafe_ops: op types the safety scan (:mod:`tfcpu.graph.safety`) may let through,
+        allow_unsafe_ops: op types the safety scan (`tfcpu.graph.safety`) may let through,
             e.g. ``["ReadFile"]``; by default a graph that touches files, the network or Python
             is refused with UnsafeModelError before TensorFlow imports it.
     """

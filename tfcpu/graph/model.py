@@ -111,7 +111,7 @@ class Model:
         return bytes(self.graph_def.SerializeToString(deterministic=True))
 
     def summary(self) -> Any:
-        """A :class:`~tfcpu.graph.summary.GraphSummary`: inputs, outputs, parameters, op histogram."""
+        """A `GraphSummary`: inputs, outputs, parameters, op histogram."""
         from tfcpu.graph.summary import summarize
 
         return summarize(self)
@@ -119,7 +119,7 @@ class Model:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the GraphDef atomically: binary for ``.pb``, text for ``.pbtxt``.
 
-        The signature is not stored in a GraphDef; :func:`tfcpu.load` infers it again
+        The signature is not stored in a GraphDef; `tfcpu.load()` infers it again
         (Placeholders and sinks), or pass ``inputs=``/``outputs=`` when loading.
         """
         from tfcpu._io import atomic_write_bytes, atomic_write_text

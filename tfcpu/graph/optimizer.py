@@ -8,7 +8,7 @@
     >>> print(opt.explain())
     >>> result = opt.run(model)                  # checks optimised vs original numerically
 
-Every method returns a new optimizer; nothing runs before :meth:`GraphOptimizer.run`, and
+Every method returns a new optimizer; nothing runs before `GraphOptimizer.run()`, and
 the input Model is never modified.
 """
 
@@ -58,7 +58,7 @@ def _registry() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GraphOptimizer:
-    """A frozen sequence of passes. Build with the pass methods; run with :meth:`run`."""
+    """A frozen sequence of passes. Build with the pass methods; run with `run()`."""
 
     steps: tuple[PassStep, ...] = ()
 
@@ -221,7 +221,7 @@ class GraphOptimizer:
 
         With ``check=True`` the original and optimised graphs run on the same seeded random
         inputs; an output (or the logits before a Softmax output) with
-        ``max|a - b| > atol + rtol * max|a|`` raises :class:`PassError` (see :func:`compare_models`).
+        ``max|a - b| > atol + rtol * max|a|`` raises `PassError` (see `compare_models()`).
         """
         from tfcpu.graph.passes import PassContext, run_pass
 

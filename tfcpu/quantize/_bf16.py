@@ -4,7 +4,7 @@ TensorFlow's Grappler has a rewriter (``auto_mixed_precision_onednn_bfloat16``) 
 ops oneDNN runs well in BF16 (Conv2D, MatMul, BiasAdd, Relu, ...) and inserts ``Cast`` nodes at
 the borders. tfcpu runs only that rewriter once, on the frozen graph, so the saved model
 carries the BF16 casts and needs no session option. It pays only with AVX512_BF16 or AMX;
-:meth:`tfcpu.Quantizer.bf16` refuses the plan elsewhere.
+`tfcpu.Quantizer.bf16()` refuses the plan elsewhere.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``Quantizer``: an immutable plan for post-training quantisation, run by :meth:`Quantizer.run`.
+"""``Quantizer``: an immutable plan for post-training quantisation, run by `Quantizer.run()`.
 
 ::
 
@@ -134,7 +134,7 @@ class Quantizer:
             batches: at most this many batches are used.
             batch_size: how an array is cut into batches (default 32; 8 for synthetic data).
 
-        Shapes and dtypes are checked against the model's inputs when :meth:`run` starts,
+        Shapes and dtypes are checked against the model's inputs when `run()` starts,
         before INC does anything.
         """
         if data is None:
@@ -162,7 +162,7 @@ class Quantizer:
 
     def tolerance(self, relative_loss: float = 0.01, max_trials: int = 5) -> Quantizer:
         """Accept INT8 when (FP32 − INT8) / |FP32| ≤ ``relative_loss``; otherwise keep up to
-        ``max_trials - 1`` nodes in FP32, one more per trial. Needs :meth:`evaluate`."""
+        ``max_trials - 1`` nodes in FP32, one more per trial. Needs `evaluate()`."""
         if not isinstance(relative_loss, int | float) or not 0.0 <= float(relative_loss) < 1.0:
             raise ConfigError(
                 f"relative_loss must be in [0, 1), got {relative_loss!r}",
@@ -200,7 +200,7 @@ class Quantizer:
 
     # -- running ------------------------------------------------------------------------
     def run(self, model: Model, *, seed: int = 0) -> QuantizationResult:
-        """Quantise ``model`` (never modified) and return a :class:`QuantizationResult`."""
+        """Quantise ``model`` (never modified) and return a `QuantizationResult`."""
         if not isinstance(model, Model):
             raise ConfigError(
                 f"Quantizer.run needs a tfcpu Model, got {type(model).__name__}", hint="load it with tfcpu.load(...)"

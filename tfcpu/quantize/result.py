@@ -93,7 +93,7 @@ def op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
 
 @dataclass(frozen=True)
 class QuantizationResult(TextTable):
-    """The outcome of :meth:`tfcpu.Quantizer.run`.
+    """The outcome of `tfcpu.Quantizer.run()`.
 
     Attributes:
         model: the quantised Model (same inputs/outputs as the input); the FP32 model

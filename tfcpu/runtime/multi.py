@@ -3,7 +3,7 @@
 What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-summed
 ``nohup.out``, done so that it cannot silently lie:
 
-* one child per :class:`~tfcpu.plan.Instance`, started inside the plan's pinning prefix
+* one child per `Instance`, started inside the plan's pinning prefix
   with the instance's environment (so thread variables are set before TensorFlow starts);
 * every child warms up, then waits at a barrier; the timed region starts for all at once;
 * results come back as JSON files, not scraped log lines;

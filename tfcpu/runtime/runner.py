@@ -9,7 +9,7 @@ Lifecycle (strict, like a file object)::
 
 Threads are applied through the session's ConfigProto (intra/inter-op), which takes effect
 even after TensorFlow has started. Environment variables (KMP_*, OMP_*, oneDNN) only take
-effect before TensorFlow starts: use :meth:`Runner.multi_instance` or ``tfcpu bench``, which
+effect before TensorFlow starts: use `Runner.multi_instance()` or ``tfcpu bench``, which
 set them in fresh child processes.
 """
 
@@ -44,7 +44,7 @@ class Runner:
     """Runs one Model in one TensorFlow session.
 
     Args:
-        model: a frozen :class:`~tfcpu.graph.model.Model` (see :func:`tfcpu.load`).
+        model: a frozen `Model` (see `tfcpu.load()`).
         config: thread settings; ``None`` uses ``SessionConfig.for_topology()`` (the white
             paper's defaults for this machine's usable cores).
         name: a label for results.
@@ -295,7 +295,7 @@ class Runner:
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
         """Run this model in one pinned child process per instance of ``plan``.
 
-        Keyword arguments are those of :func:`tfcpu.runtime.multi.run_instances`.
+        Keyword arguments are those of `tfcpu.runtime.multi.run_instances()`.
         """
         from tfcpu.runtime.multi import run_instances
 

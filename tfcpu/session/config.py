@@ -6,20 +6,20 @@ Section 5 of the white paper sets, by hand, before TensorFlow starts::
     OMP_NUM_THREADS=<physical cores>
     ConfigProto(intra_op_parallelism_threads=<physical cores>, inter_op_parallelism_threads=1)
 
-:class:`SessionConfig` holds the same settings as one frozen value. The defaults follow the
-paper, with "physical cores" read from the usable budget of the :class:`~tfcpu.Topology`
+`SessionConfig` holds the same settings as one frozen value. The defaults follow the
+paper, with "physical cores" read from the usable budget of the `Topology`
 (affinity ∩ online CPUs, capped by the cgroup quota). Builders return new objects and
 validate at once; nothing touches the process until a terminal call:
 
-* :meth:`SessionConfig.env` - the variables to set before TensorFlow starts;
-* :meth:`SessionConfig.config_proto` - a ``tf.compat.v1.ConfigProto`` (imports TensorFlow);
-* :meth:`SessionConfig.apply` - set them in this process, or raise :class:`ConfigError` when
+* `SessionConfig.env()` - the variables to set before TensorFlow starts;
+* `SessionConfig.config_proto()` - a ``tf.compat.v1.ConfigProto`` (imports TensorFlow);
+* `SessionConfig.apply()` - set them in this process, or raise `ConfigError` when
   TensorFlow already started and they could no longer take effect;
-* :meth:`SessionConfig.explain` - which settings take effect on the installed runtime, and why.
+* `SessionConfig.explain()` - which settings take effect on the installed runtime, and why.
 
-:meth:`SessionConfig.with_itex` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
+`SessionConfig.with_itex()` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
 precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own variables and
-``itex.ConfigProto`` (:meth:`SessionConfig.itex_config`); see docs/itex.md.
+``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md.
 
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
 default) a variable already in ``os.environ``, then tfcpu's default. A user's
@@ -120,7 +120,7 @@ def _check_itex_bf16(isa: tuple[str, ...] | None = None) -> None:
 
 @dataclass(frozen=True)
 class ItexSettings:
-    """Intel Extension for TensorFlow settings (see :meth:`SessionConfig.with_itex`).
+    """Intel Extension for TensorFlow settings (see `SessionConfig.with_itex()`).
 
     Attributes:
         amp: ``"bf16"`` turns on ITEX's auto mixed precision (it rewrites frozen graphs too);
@@ -236,7 +236,7 @@ class ExplainRow:
 
 @dataclass(frozen=True)
 class Explanation(TextTable):
-    """What a :class:`SessionConfig` sets and what of it the installed TensorFlow honours."""
+    """What a `SessionConfig` sets and what of it the installed TensorFlow honours."""
 
     rows: tuple[ExplainRow, ...]
     runtime: tuple[tuple[str, str], ...]
@@ -296,8 +296,8 @@ _UNSET: Any = object()
 class SessionConfig:
     """Thread, OpenMP and oneDNN settings for one TensorFlow process (immutable builder).
 
-    Build it with :meth:`for_topology`; the fields are the *configured* values, the
-    properties (:attr:`intra_op_threads`, :attr:`omp_threads`, ...) the *effective* ones
+    Build it with `for_topology()`; the fields are the *configured* values, the
+    properties (`intra_op_threads`, `omp_threads`, ...) the *effective* ones
     after environment overrides.
 
     Attributes:
@@ -306,7 +306,7 @@ class SessionConfig:
         omp: ``OMP_NUM_THREADS``; ``None`` follows the intra-op threads.
         kmp_blocktime, kmp_settings, kmp_affinity: ``KMP_*`` values; ``None`` leaves unset.
         onednn_opts: ``TF_ENABLE_ONEDNN_OPTS``; ``None`` leaves TensorFlow's default.
-        extra_env: more variables from :meth:`with_env`.
+        extra_env: more variables from `with_env()`.
         trust_env: variables already in ``os.environ`` override tfcpu's defaults.
         per_session_threads: ``ConfigProto.use_per_session_threads`` (Appendix B sets it).
         cpus: the CPUs the process runs on (informational; pinning is InstancePlan's job).
@@ -436,7 +436,7 @@ class SessionConfig:
 
         Sets ITEX's variables (``ITEX_AUTO_MIXED_PRECISION``, ``ITEX_LAYOUT_OPT``,
         ``ITEX_OMP_THREADPOOL``) and ``TF_ENABLE_ONEDNN_OPTS=1`` (ITEX's launcher does the same);
-        :meth:`apply` also hands :meth:`itex_config` to ``itex.set_config``.
+        `apply()` also hands `itex_config()` to ``itex.set_config``.
 
         Args:
             amp: ``"bf16"`` for ITEX's auto mixed precision, ``None`` for FP32.
@@ -459,10 +459,10 @@ class SessionConfig:
         return dataclasses.replace(self, itex=None)
 
     def itex_config(self) -> Any:
-        """ITEX's ``ConfigProto`` for :meth:`with_itex`'s settings (imports ITEX and TensorFlow).
+        """ITEX's ``ConfigProto`` for `with_itex()`'s settings (imports ITEX and TensorFlow).
 
         Raises:
-            ConfigError: no ITEX settings (call :meth:`with_itex` first).
+            ConfigError: no ITEX settings (call `with_itex()` first).
             MissingDependencyError: ITEX is not installed.
         """
         if self.itex is None:
@@ -870,7 +870,7 @@ class SessionConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
-        """Rebuild from :meth:`to_dict` (the derived ``env`` key is ignored)."""
+        """Rebuild from `to_dict()` (the derived ``env`` key is ignored)."""
         return cls(
             intra_op=int(data["intra_op"]),
             inter_op=int(data.get("inter_op", 1)),

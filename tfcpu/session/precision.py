@@ -2,7 +2,7 @@
 
 Every stage that runs a graph asks this module instead of deciding for itself: the Quantizer
 (its trial runs), ``Runner`` (an in-process session), multi-instance children, the CLI and the
-demo. It is also the only module, besides :meth:`tfcpu.SessionConfig.apply`, that writes
+demo. It is also the only module, besides `tfcpu.SessionConfig.apply()`, that writes
 ``os.environ``.
 
 The facts it encodes::
@@ -17,9 +17,9 @@ The facts it encodes::
     ITEX installed and chosen   any                            (not 0)          -> 1 (ITEX needs oneDNN)
 
 TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, so a decision can only be
-carried out in a process that has not imported TensorFlow yet (:func:`prepare_process`), or in a
-child started with :func:`child_env`. Where TensorFlow already runs with the wrong setting,
-:func:`prepare_process` raises an error that names the fix instead of letting a quantised op fail
+carried out in a process that has not imported TensorFlow yet (`prepare_process()`), or in a
+child started with `child_env()`. Where TensorFlow already runs with the wrong setting,
+`prepare_process()` raises an error that names the fix instead of letting a quantised op fail
 with TensorFlow's "Missing 0-th output".
 
 Precision support (``check_precision``): BF16 graphs pay only on CPUs with AVX512_BF16 or AMX_BF16;
@@ -141,7 +141,7 @@ def decide_onednn(
 
 
 def decide_for(model: Model, explicit: bool | None = None, *, itex: bool = False) -> OneDnnDecision:
-    """:func:`decide_onednn` for a loaded Model (reads ``model.needs_onednn``)."""
+    """`decide_onednn()` for a loaded Model (reads ``model.needs_onednn``)."""
     return decide_onednn(needs_onednn=model.needs_onednn, explicit=explicit, itex=itex)
 
 

@@ -1,7 +1,7 @@
 """Graph passes, one module per pass, each registered under its name.
 
-The name of a pass is also the name of its :class:`~tfcpu.GraphOptimizer` method and its
-token in a ``graph_transforms`` string. :func:`run_pass` is the only way passes are run: it
+The name of a pass is also the name of its `GraphOptimizer` method and its
+token in a ``graph_transforms`` string. `run_pass()` is the only way passes are run: it
 copies the GraphDef, calls the pass on the copy, times it and builds the PassReport.
 """
 

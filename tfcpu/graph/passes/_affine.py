@@ -1,6 +1,6 @@
 """Folding per-channel affine chains into the weights of the linear op before them.
 
-Shared by :mod:`fold_old_batch_norms` and :mod:`fold_batch_norms`. A *linear op* is
+Shared by `fold_old_batch_norms` and `fold_batch_norms`. A *linear op* is
 ``Conv2D``, ``DepthwiseConv2dNative`` or ``MatMul`` with constant weights. Its output
 ``z`` may be followed by a chain of single-consumer per-channel affine ops, each of which
 maps ``x -> s * x + t`` channel by channel:

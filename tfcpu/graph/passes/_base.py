@@ -1,9 +1,9 @@
 """The pass contract: a pure function from (GraphDef copy, context) to (GraphDef, PassReport).
 
 A pass receives its own copy of the GraphDef and may edit it in place; it returns the graph
-it wants the next pass to see plus a :class:`PassReport`. "Did not match" is data: each
-node a pass looked at but left alone is a :class:`Skip` with the reason. A broken invariant
-(a rewrite that would corrupt the graph) raises :class:`~tfcpu.errors.PassError`.
+it wants the next pass to see plus a `PassReport`. "Did not match" is data: each
+node a pass looked at but left alone is a `Skip` with the reason. A broken invariant
+(a rewrite that would corrupt the graph) raises `PassError`.
 """
 
 from __future__ import annotations

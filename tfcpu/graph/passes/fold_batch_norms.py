@@ -8,7 +8,7 @@ as Reshape/Sub/Mul/Rsqrt/AddV2 nodes, which become ``Conv2D -> BiasAdd -> Mul(c)
 once the constant parts are folded) and the TF1 ``MatMul -> BiasAdd -> Mul -> Add`` form.
 
 Maths: the chain is ``y = A * z + B`` per output channel; ``A`` goes into the weights and
-``B`` into one BiasAdd (see :mod:`tfcpu.graph.passes._affine`).
+``B`` into one BiasAdd (see `tfcpu.graph.passes._affine`).
 
 Skips (reported per Mul right after a linear op): operand not constant (run fold_constants
 first), not per-channel, weights not constant or shared, producer with other consumers.

@@ -11,7 +11,7 @@ this pass* does not define (run it under the older TF). Internal ``_``-prefixed 
 (``_output_shapes``, ``_class``) are kept by both. With ``only_newer_producer=True`` (how
 ``GraphOptimizer.default()`` runs it) it does nothing unless the graph's
 ``versions.producer`` is newer than the running TensorFlow's ``GRAPH_DEF_VERSION``: only a
-newer producer can write attributes this registry lacks. :func:`newer_producer` is the same
+newer producer can write attributes this registry lacks. `newer_producer()` is the same
 test, used by the Runner before it imports a graph (see docs/itex.md).
 
 Skips (reported): nodes whose op is not in the registry (custom ops); the whole graph when
