@@ -155,12 +155,15 @@ def test_model_commands_refuse_an_unwritable_output_before_loading(
     assert "output path is not usable" in lines[0]
 
 
-def test_plan_script_and_topology_capture_refuse_an_unwritable_output(
+def test_plan_script_tune_plot_and_topology_capture_refuse_an_unwritable_output(
     under_a_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["plan", "--root", XEON, "--instances", "2", "-o", str(under_a_file / "x.sh"), "--script", "python"]
     assert main(argv) == 2
     _one_line_error(capsys.readouterr().err, "plan")
+    monkeypatch.setattr("tfcpu.graph.load.load", _no_work)
+    assert main(["tune", "model.pb", "--cores-per-instance", "1", "--plot", str(under_a_file / "t.png")]) == 2
+    _one_line_error(capsys.readouterr().err, "tune")
     monkeypatch.setattr("tfcpu.cli.topology.capture", _no_work)
     assert main(["topology", "--capture", str(under_a_file / "topo.json")]) == 2
     _one_line_error(capsys.readouterr().err, "topology")
