@@ -40,7 +40,7 @@ def onednn(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy over the package."""
     session.install("-e", ".", "ruff>=0.6", "mypy>=1.11")
-    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py")
+    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py", "scripts")
     session.run("ruff", "format", "--check", "tfcpu")
     session.run("mypy")
 
