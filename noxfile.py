@@ -1,5 +1,6 @@
-"""Sessions: tests, lint (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the
-peer benchmark, bench-int8, bench-instances, bench-openvino, bench-ray). Run ``nox -l`` to list them."""
+"""Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), lint
+(ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
+bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray). Run ``nox -l`` to list them."""
 
 from __future__ import annotations
 
@@ -23,10 +24,23 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def onednn(session: nox.Session) -> None:
+    """The second oneDNN leg: the ``onednn``-marked tests (tests/onednn.py) with the opposite setting.
+
+    ``nox -s onednn`` flips this CPU's default; ``nox -s onednn -- 0`` (or ``1``) forces a value.
+    """
+    session.install("-e", ".[test]")
+    forced = [a for a in session.posargs if a in ("0", "1")]
+    rest = [a for a in session.posargs if a not in ("0", "1")]
+    value = forced[0] if forced else str(session.run("python", "-m", "tests.onednn", silent=True)).strip()
+    session.run("python", "-m", "pytest", "-m", "onednn", *rest, env={"TF_ENABLE_ONEDNN_OPTS": value})
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy over the package."""
     session.install("-e", ".", "ruff>=0.6", "mypy>=1.11")
-    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py")
+    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py", "scripts")
     session.run("ruff", "format", "--check", "tfcpu")
     session.run("mypy")
 

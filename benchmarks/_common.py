@@ -147,20 +147,34 @@ def machine_record(packages: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def table_rows(results: Sequence[PathResult], best: float) -> list[tuple[str, ...]]:
-    """Rows: path, median, min–max, best/this, status note."""
+def table_rows(
+    results: Sequence[PathResult], best: float, best_samples: Sequence[float] | None = None
+) -> list[tuple[str, ...]]:
+    """Rows: path, median, min–max (± half the relative spread), best/this, status note.
+
+    With ``best_samples`` (the best row's rounds), a ratio whose rows overlap is marked "within noise".
+    """
     rows: list[tuple[str, ...]] = []
     for res in results:
-        med, lo, hi = summarise(res.samples)
+        med, _, _ = summarise(res.samples)
         if res.status != "ok" or not res.samples:
             rows.append((res.name, "failed", "", "", res.note[:80]))
             continue
-        rows.append((res.name, f"{med:.1f}", f"{lo:.1f}–{hi:.1f}", fmt_ratio(ratio(best, med)), res.note[:80]))
+        cell = fmt_ratio(ratio(best, med))
+        if best_samples is not None and res.samples is not best_samples:
+            cell += noise_mark(best_samples, res.samples)
+        rows.append((res.name, f"{med:.1f}", fmt_spread(res.samples), cell, res.note[:80]))
     return rows
 
 
-def print_table(title: str, results: Sequence[PathResult], best: float, best_label: str = "tfcpu best") -> None:
-    """Print the peer table with rich."""
+def print_table(
+    title: str,
+    results: Sequence[PathResult],
+    best: float,
+    best_label: str = "tfcpu best",
+    best_samples: Sequence[float] | None = None,
+) -> None:
+    """Print the peer table with rich (``best_samples``: mark ratios within the noise)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -168,7 +182,8 @@ def print_table(title: str, results: Sequence[PathResult], best: float, best_lab
     from tfcpu._render import drop_empty_last_column
 
     columns, rows = drop_empty_last_column(
-        ["path", "median img/s", "min–max", f"{best_label} / path", "note"], table_rows(results, best)
+        ["path", "median img/s", "min–max (±spread)", f"{best_label} / path", "note"],
+        table_rows(results, best, best_samples),
     )
     for col in columns:
         table.add_column(col, justify="left" if col in ("path", "note") else "right")
@@ -210,3 +225,57 @@ def inc_alone(fp32: Any, batches: list[dict[str, Any]]) -> Any:
     if graph_def.versions.producer == 0:  # INC drops the producer version
         graph_def.versions.CopyFrom(fp32.graph_def.versions)
     return Model(graph_def, fp32.inputs, fp32.outputs, source=f"{fp32.source} [INC alone]")
+
+
+# -- spread and noise (issue 19): how much a row moves between rounds, and which differences it can explain --
+NOISE_NOTE = "within noise"
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max − min) / median over the rounds; NaN with fewer than two samples (the spread is unknown)."""
+    if len(values) < 2:
+        return float("nan")
+    med = statistics.median(values)
+    return (max(values) - min(values)) / med if med > 0 else float("nan")
+
+
+def fmt_spread(values: Sequence[float]) -> str:
+    """``"31.2–33.0 (±3%)"``: the min–max over the rounds and half the relative spread; one round says so."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    rel = relative_spread(values)
+    return f"{lo:.1f}–{hi:.1f} (1 round)" if rel != rel else f"{lo:.1f}–{hi:.1f} (±{rel / 2:.0%})"
+
+
+def within_noise(a: Sequence[float], b: Sequence[float]) -> bool | None:
+    """Whether the difference between two rows is within their noise: their min–max ranges overlap, so
+    another run could order them the other way. ``None`` when either has fewer than two samples."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return min(a) <= max(b) and min(b) <= max(a)
+
+
+def noise_mark(a: Sequence[float], b: Sequence[float]) -> str:
+    """``""``, ``" (within noise)"`` or ``" (1 round: noise unknown)"`` for the ratio of ``a`` to ``b``."""
+    noisy = within_noise(a, b)
+    if noisy is None:
+        return " (1 round: noise unknown)" if a and b else ""
+    return f" ({NOISE_NOTE})" if noisy else ""
+
+
+def fmt_compared(a: Sequence[float], b: Sequence[float]) -> str:
+    """The ratio of the medians of ``a`` and ``b`` with its noise mark, e.g. ``"1.04× (within noise)"``."""
+    value = ratio(summarise(a)[0], summarise(b)[0]) if a and b else float("nan")
+    return fmt_ratio(value) + (noise_mark(a, b) if value == value else "")
+
+
+def spread_lines(samples: Mapping[str, Sequence[float]], width: int = 14) -> list[str]:
+    """One line per row: name, median, min–max and relative spread (for the scripts that print text)."""
+    lines = []
+    for name, values in samples.items():
+        if not values:
+            lines.append(f"{name:<{width}}{'failed':>14}")
+            continue
+        lines.append(f"{name:<{width}}{statistics.median(values):>14.1f}   {fmt_spread(values)}")
+    return lines

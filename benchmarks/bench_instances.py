@@ -18,6 +18,8 @@ import statistics
 import sys
 import time
 
+from _common import fmt_compared, spread_lines
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -63,14 +65,10 @@ def main() -> int:
     print(
         f"\n{args.model} INT8, batch {args.batch_size}, {args.rounds} rounds of {args.duration:g} s — {topo.summary()}"
     )
-    for name, values in samples.items():
-        if values:
-            print(
-                f"  {name:>12}: median {statistics.median(values):7.1f} img/s  "
-                f"(min {min(values):.1f}, max {max(values):.1f})"
-            )
+    print("\n".join("  " + line for line in spread_lines(samples)))
     ratio = many / one if one and many else float("nan")
-    print(f"  ratio {args.instances} instances / 1 instance = {ratio:.2f}x")
+    compared = fmt_compared(samples[f"{args.instances} instances"], samples["1 instance"])
+    print(f"  ratio {args.instances} instances / 1 instance = {compared}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": topo.summary(), "samples": samples, "medians": medians, "ratio": ratio}, fh, indent=2)

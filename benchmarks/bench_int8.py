@@ -32,7 +32,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import inc_alone
+from _common import fmt_compared, inc_alone, spread_lines
 
 
 def _structure(model: Any) -> dict[str, int]:
@@ -95,14 +95,12 @@ def main() -> int:
 
     medians = {n: statistics.median(v) if v else float("nan") for n, v in samples.items()}
     print(f"\n{args.model}, batch {args.batch_size}, {args.rounds} rounds, {topo.model_name} ({', '.join(topo.isa)})")
-    print(f"{'path':<14}{'median img/s':>14}{'min':>9}{'max':>9}")
-    for name, vals in samples.items():
-        lo, hi = (min(vals), max(vals)) if vals else (float("nan"),) * 2
-        print(f"{name:<14}{medians[name]:>14.1f}{lo:>9.1f}{hi:>9.1f}")
+    print(f"{'path':<14}{'median img/s':>14}   min–max (±spread)")
+    print("\n".join(spread_lines(samples)))
     vs_inc = medians["tfcpu INT8"] / medians["INC alone"]
     vs_fp32 = medians["tfcpu INT8"] / medians["FP32 frozen"]
-    print(f"tfcpu / INC alone: {vs_inc:.2f}x (target >= 2.5x on VNNI)")
-    print(f"tfcpu / FP32:      {vs_fp32:.2f}x (target >= 3.5x on VNNI)")
+    print(f"tfcpu / INC alone: {fmt_compared(samples['tfcpu INT8'], samples['INC alone'])} (target >= 2.5x on VNNI)")
+    print(f"tfcpu / FP32:      {fmt_compared(samples['tfcpu INT8'], samples['FP32 frozen'])} (target >= 3.5x on VNNI)")
     # The graphs themselves, which do not depend on the CPU: how much of the math INC got to fuse
     structure = {name: _structure(g) for name, g in graphs.items() if name != "FP32 frozen"}
     for name, st in structure.items():

@@ -41,6 +41,7 @@ from _common import (  # noqa: E402
     inc_alone,
     machine_record,
     measure_rounds,
+    noise_mark,
     print_table,
     python_child,
     ratio,
@@ -233,10 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.model}, batch {args.batch_size}, {args.rounds} round(s) × {args.duration:g} s · "
         f"{record['machine']} · {record['date']}"
     )
-    print_table(title, list(results.values()), best)
+    best_samples = results[best_name].samples if best_name else None
+    print_table(title, list(results.values()), best, best_samples=best_samples)
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
     print(versions)
-    print(f"tfcpu best / OpenVINO INT8 = {fmt_ratio(vs_ov)}  (tfcpu best: {best_name or 'failed'}; goal ≥ 1.0×)")
+    mark = noise_mark(best_samples or [], results["OpenVINO INT8"].samples) if vs_ov == vs_ov else ""
+    print(f"tfcpu best / OpenVINO INT8 = {fmt_ratio(vs_ov)}{mark}  (tfcpu best: {best_name or 'failed'}; goal ≥ 1.0×)")
     if args.json:
         write_json(
             args.json,

@@ -1,4 +1,5 @@
-"""Shared fixtures: captured topologies and an environment that every test leaves as it found it."""
+"""Shared fixtures: captured topologies and an environment that every test leaves as it found it; the
+oneDNN setting of the run in pytest's header and the ``onednn`` marker on the tests of both CI legs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,25 @@ from pathlib import Path
 
 import pytest
 
+from tests import onednn
 from tfcpu.topology import Topology, materialise
 
 DATA = Path(__file__).parent / "data"
 TOPOLOGIES = DATA / "topologies"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return onednn.header()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    sensitive = {(ROOT / name).resolve() for name in onednn.SENSITIVE}
+    for item in items:
+        if Path(str(item.path)).resolve() in sensitive:
+            item.add_marker(onednn.MARKER)
 
 
 @pytest.fixture(autouse=True)

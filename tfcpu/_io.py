@@ -1,32 +1,150 @@
-"""File helpers: every write tfcpu makes is atomic (temp file in the same directory + rename)."""
+"""File helpers: every write tfcpu makes is atomic (temp file in the same directory + rename).
+
+Outputs are checked before the work (`check_writable()`), written with the user's umask (a new
+file is ``0666 & ~umask``, a replaced file keeps its mode) and any ``OSError`` on the way becomes an
+`OutputError` that names the path and the fix.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+from tfcpu.errors import OutputError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable", "output_error"]
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_error(exc: OSError, path: str | os.PathLike[str]) -> OutputError:
+    """The `OutputError` for an ``OSError`` raised while writing ``path``."""
+    where = str(path)
+    if exc.errno in _FULL:
+        return OutputError(
+            "no space left to write the output",
+            where=where,
+            why=os.strerror(exc.errno or errno.ENOSPC),
+            hint="free some space on that file system, or write elsewhere with -o/--output",
+        )
+    if exc.errno in _DENIED:
+        return OutputError(
+            "the output directory is not writable",
+            where=where,
+            why=exc.strerror or "permission denied",
+            hint="choose a directory you can write to with -o/--output, or fix its permissions",
+        )
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return OutputError(
+            "the output path is not usable",
+            where=where,
+            why=exc.strerror or "a part of the path is a file, or the output is a directory",
+            hint="choose a path whose parent is a directory, with -o/--output",
+        )
+    return OutputError(
+        "could not write the output", where=where, why=exc.strerror or str(exc), hint="write elsewhere with -o/--output"
+    )
+
+
+def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written (its missing parents created).
+
+    Args:
+        path: the file (or, with ``directory=True``, the directory) tfcpu is going to write.
+        directory: ``path`` is an output directory, not a file.
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        OutputError: a part of the path is a file, the output is a directory where a file is
+            expected (or the reverse), or the nearest existing directory is not writable.
+    """
+    target = Path(path)
+    if target.exists() and target.is_dir() != directory:
+        why = "it is a directory" if target.is_dir() else "it is a file, not a directory"
+        raise OutputError("the output path is not usable", where=str(target), why=why, hint="choose another path")
+    start = target if directory else target.parent
+    existing = start.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            "the output path is not usable",
+            where=str(target),
+            why=f"{existing} is a file, not a directory",
+            hint="choose a path whose parent is a directory, with -o/--output",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise output_error(OSError(errno.EACCES, "permission denied", str(existing)), existing)
+    return target
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never part."""
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never part.
+
+    Args:
+        path: the file to write; missing parent directories are created.
+        data: the whole content.
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        OutputError: the file could not be written (permissions, no space, a parent is a file).
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise output_error(exc, target) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise output_error(exc, target) from exc
         raise
     return target
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """`atomic_write_bytes` of ``text`` encoded as UTF-8.
+
+    Args:
+        path: the file to write.
+        text: the whole content.
+
+    Returns:
+        ``path`` as a `Path`.
+    """
     return atomic_write_bytes(path, text.encode())

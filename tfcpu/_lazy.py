@@ -13,7 +13,7 @@ __all__ = ["import_optional", "import_tensorflow"]
 def import_optional(
     module: str, *, package: str | None = None, extra: str | None = None, purpose: str | None = None
 ) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming what to install."""
+    """Import ``module`` or raise `MissingDependencyError` naming what to install."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -23,7 +23,7 @@ def import_optional(
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow quietly (its C++ INFO logs are noise for tfcpu users).
 
-    The environment is left to the precision policy (:func:`tfcpu.session.precision.library_log_default`):
+    The environment is left to the precision policy (`tfcpu.session.precision.library_log_default()`):
     ``TF_CPP_MIN_LOG_LEVEL=2`` unless the user, or tfcpu's CLI (``quiet_tensorflow``), chose a level.
     """
     from tfcpu.session.precision import library_log_default

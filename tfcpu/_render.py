@@ -6,14 +6,91 @@ import html as _html
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TextTable", "drop_empty_last_column", "html_table", "print_rich", "render_text", "rich_table"]
+__all__ = [
+    "TextTable",
+    "drop_empty_last_column",
+    "fit_widths",
+    "html_table",
+    "print_rich",
+    "render_text",
+    "rich_table",
+]
+
+_PROSE_FLOOR = 8  # narrowest a prose column gets when the names need the room
+
+
+def _words(text: str) -> list[str]:
+    return text.split() or [""]
+
+
+def _shrink(widths: list[int], floors: list[int], excess: int, movable: Sequence[int]) -> int:
+    """Take ``excess`` columns of width from the widest of ``movable``, never below ``floors``."""
+    while excess > 0:
+        room = [i for i in movable if widths[i] > floors[i]]
+        if not room:
+            break
+        widest = max(room, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return excess
+
+
+def fit_widths(columns: Sequence[Sequence[str]], available: int) -> list[int] | None:
+    """Content widths for table columns that never split a word, or ``None`` when everything fits as is.
+
+    Each column is its header and cells. Columns narrow, widest first, down to their longest word. When
+    even that does not fit, the first column (setting, variable or op names) keeps its longest word and
+    the other columns give way one at a time, the one with the longest word (a path, a long value) first.
+
+    Args:
+        columns: per column, the header followed by every cell, as text.
+        available: the width for the columns' content (borders and padding taken off).
+    """
+    natural = [max(len(line) for cell in col for line in (cell.splitlines() or [""])) for col in columns]
+    if sum(natural) <= available:
+        return None
+    longest_word = [max(len(w) for cell in col for w in _words(cell)) for col in columns]
+    widths = list(natural)
+    excess = _shrink(widths, longest_word, sum(widths) - available, range(len(widths)))
+    if excess > 0:
+        floors = [longest_word[0]] + [
+            max(min(_PROSE_FLOOR, longest_word[i]), *(len(w) for w in _words(col[0])))
+            for i, col in enumerate(columns[1:], 1)
+        ]
+        # one column at a time, the one with the longest word first: one long value gives way and
+        # the other columns keep their words
+        for index in sorted(range(1, len(widths)), key=lambda i: -longest_word[i]):
+            excess = _shrink(widths, floors, excess, (index,))
+    return widths
+
+
+def _fitted_table_class() -> Any:
+    from rich.table import Table
+
+    class FittedTable(Table):
+        """A rich Table whose column widths come from `fit_widths` at the width it is drawn at."""
+
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            ncols = len(self.columns)
+            available = options.max_width - (ncols + 1) - 2 * ncols  # borders, one space each side
+            cells = [[str(col.header), *(str(c) for c in col._cells)] for col in self.columns]
+            widths = fit_widths(cells, available) if ncols else None
+            for index, col in enumerate(self.columns):
+                col.width = None if widths is None else widths[index]
+            yield from super().__rich_console__(console, options)
+
+    return FittedTable
 
 
 def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
-    """Build a ``rich.table.Table`` (imported lazily)."""
-    from rich.table import Table
+    """Build a ``rich.table.Table`` (imported lazily) that never splits a word it has room for.
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    Args:
+        title: shown above the table, left-aligned.
+        columns: the column headers.
+        rows: one sequence of cells per row (each shown with ``str``).
+    """
+    table = _fitted_table_class()(title=title, title_justify="left", header_style="bold")
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:

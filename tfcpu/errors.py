@@ -1,10 +1,11 @@
 """The one exception tree of tfcpu.
 
-Every error tfcpu raises on purpose derives from :class:`TfcpuError`, so callers can
+Every error tfcpu raises on purpose derives from `TfcpuError`, so callers can
 catch the whole library with one ``except`` clause::
 
     TfcpuError
     ├── ConfigError              a setting or argument has an invalid value
+    │   └── OutputError          an output path cannot be written (permissions, space, not a directory)
     ├── MissingDependencyError   an optional package is not installed (names the extra)
     ├── TopologyError            the CPU topology could not be read at all
     ├── PlanError                no valid instance layout for the request
@@ -17,7 +18,7 @@ catch the whole library with one ``except`` clause::
         └── InstanceError        a child instance failed
 
 Messages follow one shape: *what* failed, *where* (file, node, op), *why*, and a *hint*
-on how to fix it. Build them with :func:`TfcpuError` keyword arguments so the parts stay
+on how to fix it. Build them with `TfcpuError()` keyword arguments so the parts stay
 separate and machine-readable.
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "InstanceError",
     "MissingDependencyError",
     "ModelError",
+    "OutputError",
     "PassError",
     "PlanError",
     "QuantizationError",
@@ -83,6 +85,10 @@ class ConfigError(TfcpuError, ValueError):
     """A setting or argument has an invalid value."""
 
     exit_code = 2
+
+
+class OutputError(ConfigError):
+    """An output path cannot be written: not writable, no space left, or a parent is a file."""
 
 
 class MissingDependencyError(TfcpuError, ImportError):

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from tfcpu._io import check_writable
 from tfcpu._render import print_rich
 from tfcpu.cli.inspect import add_model_args
 from tfcpu.errors import ConfigError
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
         )
+    check_writable(out)  # before the work: a read-only directory is a user error, not an 8 s failure
     model = load(
         args.model,
         inputs=args.inputs,

@@ -6,7 +6,7 @@ import argparse
 import os
 import stat
 
-from tfcpu._io import atomic_write_text
+from tfcpu._io import atomic_write_text, check_writable
 from tfcpu._render import print_rich
 from tfcpu.cli.topology import read_topology
 from tfcpu.errors import ConfigError
@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output and args.script is not None:
+        check_writable(args.output)
     topo = read_topology(args.root)
     plan = InstancePlan.for_topology(
         topo,

@@ -3,7 +3,7 @@
 The graph is optimised with ``GraphOptimizer.default()`` first (``--no-optimize`` skips it).
 INT8 graphs run on oneDNN kernels: on CPUs where stock TensorFlow leaves oneDNN off (no
 VNNI/BF16/AMX) this command turns oneDNN on before TensorFlow starts (the precision policy,
-:mod:`tfcpu.session.precision`, decides), and whoever runs the written graph must do the same.
+`tfcpu.session.precision`, decides), and whoever runs the written graph must do the same.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def load_calibration(spec: str) -> Any:
 
     Checks the path now (a missing file is refused before TensorFlow loads) and returns it: the
     files are read by ``Quantizer.run`` with the same loader as ``Quantizer().calibrate(path)``
-    (:func:`tfcpu.quantize.calibration.load_files`).
+    (`tfcpu.quantize.calibration.load_files()`).
 
     Args:
         spec: the ``--calibration`` value.
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
         )
+    from tfcpu._io import check_writable
+
+    check_writable(out)  # before the work: a read-only -o is a user error (exit 2)
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()

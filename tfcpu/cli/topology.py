@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tfcpu._io import atomic_write_text
+from tfcpu._io import atomic_write_text, check_writable
 from tfcpu._render import print_rich
 from tfcpu.errors import ConfigError
 from tfcpu.topology import Topology, capture, materialise
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.capture:
         if os.path.isfile(args.root):
             raise ConfigError("--capture needs a directory root", where=args.root)
+        check_writable(args.capture)
         data = capture(args.root, description="captured by tfcpu topology --capture")
         atomic_write_text(args.capture, json.dumps(data, indent=1) + "\n")
         print(f"wrote {len(data['files'])} files to {args.capture}")

@@ -31,10 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tfcpu._io import check_writable
     from tfcpu.graph.load import load
     from tfcpu.runtime.tune import tune
 
     options = options_from_args(args)  # refused before the model loads
+    if args.plot:
+        check_writable(args.plot)  # before the sweep: an unwritable --plot is a user error (exit 2)
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(

@@ -2,14 +2,14 @@
 
 Rows (each measured in fresh child processes, one after the other, same batch size and
 timed duration, synthetic data prepared outside the timed region, all through
-:func:`tfcpu.runtime.multi.run_instances` and its one timed loop):
+`tfcpu.runtime.multi.run_instances()` and its one timed loop):
 
 1. Keras ``model.predict`` — what most users run first (for a graph file: the frozen graph
    with TensorFlow's default threads);
 2. the frozen graph on oneDNN with tuned threads (intra-op = usable physical cores, inter-op = 1):
    the paper's steps 2 and 3 (stock TensorFlow leaves oneDNN off on CPUs without VNNI/BF16/AMX,
    where it still pays for FP32: 1.2x on ResNet-50 on an AVX2-only EPYC);
-3. the optimised graph (:meth:`tfcpu.GraphOptimizer.default`);
+3. the optimised graph (`tfcpu.GraphOptimizer.default()`);
 4. the optimised graph as several pinned instances;
 5. INT8 (optimised, then quantised by Intel Neural Compressor, synthetic calibration);
 6. INT8 as several pinned instances;
@@ -22,8 +22,8 @@ its spread (the throughput of each third of its timed region) and is marked when
 from the row above is within that noise. A row that fails is reported as failed with its reason;
 the others still run.
 
-The steps are data (:mod:`tfcpu.demo._steps`), walked in one loop (:mod:`tfcpu.demo._run`);
-rows and result live in :mod:`tfcpu.demo._result`.
+The steps are data (`tfcpu.demo._steps`), walked in one loop (`tfcpu.demo._run`);
+rows and result live in `tfcpu.demo._result`.
 """
 
 from __future__ import annotations

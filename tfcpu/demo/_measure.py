@@ -1,5 +1,5 @@
 """How the demo times a row: every row through ``run_instances`` (fresh pinned children, the one timed
-loop), the Keras baseline through its own child (``model.predict`` inside :func:`timed_loop`)."""
+loop), the Keras baseline through its own child (``model.predict`` inside `timed_loop()`)."""
 
 from __future__ import annotations
 

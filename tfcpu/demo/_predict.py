@@ -3,7 +3,7 @@
 ``python -P -m tfcpu.demo._predict MODEL.keras BATCH DURATION WARMUP OUT.json`` — the model is
 timed the way most users run inference first: ``model.predict`` on one in-memory batch,
 TensorFlow's default threads, no tfcpu settings. The timing is tfcpu's one timed loop
-(:func:`tfcpu.runtime.backends._base.timed_loop`), so this row means what every other row means.
+(`tfcpu.runtime.backends._base.timed_loop()`), so this row means what every other row means.
 """
 
 from __future__ import annotations

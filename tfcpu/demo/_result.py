@@ -51,7 +51,7 @@ class DemoRow:
 
     @property
     def spread(self) -> float:
-        """(max - min) / median of :attr:`rounds` (NaN when fewer than two)."""
+        """(max - min) / median of `rounds` (NaN when fewer than two)."""
         return relative_spread(self.rounds)
 
     @property

@@ -1,8 +1,8 @@
 """The demo's steps as frozen data, and what each preparing step makes.
 
-A :class:`Step` either prepares a graph (``kind="prepare"``: freeze, optimise, quantise to INT8,
-rewrite to BF16) or measures one (``kind="measure"``: a row). :func:`demo_steps` lists them in
-the white paper's order; :mod:`tfcpu.demo._run` walks the list in one loop.
+A `Step` either prepares a graph (``kind="prepare"``: freeze, optimise, quantise to INT8,
+rewrite to BF16) or measures one (``kind="measure"``: a row). `demo_steps()` lists them in
+the white paper's order; `tfcpu.demo._run` walks the list in one loop.
 """
 
 from __future__ import annotations

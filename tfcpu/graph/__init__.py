@@ -1,7 +1,7 @@
 """Graphs: load any TensorFlow model as a frozen graph, summarise it, optimise it, compare outputs.
 
-Importing this package stays cheap: :func:`load`, :class:`GraphOptimizer` and the passes
-import TensorFlow only when they run. ``tfcpu.load`` lives in :mod:`tfcpu.graph.load` (not
+Importing this package stays cheap: `load()`, `GraphOptimizer` and the passes
+import TensorFlow only when they run. ``tfcpu.load`` lives in `tfcpu.graph.load` (not
 re-exported here, so the module name stays importable).
 """
 

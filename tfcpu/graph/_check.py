@@ -1,11 +1,11 @@
 """The optimiser's checks: graph invariants after each pass, and original vs optimised numerically.
 
-The numerical check is :func:`tfcpu.graph.compare.compare_outputs` on seeded random inputs
-(:func:`tfcpu.graph.compare.random_inputs`), both graphs run with Grappler off so each
-computes exactly what it says. :class:`CheckResult` keeps the optimiser's historical fields
-(max abs/rel error, worst output) and carries the full :class:`~tfcpu.graph.compare.Comparison`.
-:class:`NumericalCheck` runs the original once and compares any number of candidates with it;
-:func:`first_divergent_pass` re-runs a plan pass by pass to name the first pass whose output
+The numerical check is `tfcpu.graph.compare.compare_outputs()` on seeded random inputs
+(`tfcpu.graph.compare.random_inputs()`), both graphs run with Grappler off so each
+computes exactly what it says. `CheckResult` keeps the optimiser's historical fields
+(max abs/rel error, worst output) and carries the full `Comparison`.
+`NumericalCheck` runs the original once and compares any number of candidates with it;
+`first_divergent_pass()` re-runs a plan pass by pass to name the first pass whose output
 no longer agrees.
 """
 

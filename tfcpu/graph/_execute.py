@@ -53,7 +53,7 @@ def _cause(text: str) -> str:
 
 
 def random_feeds(model: Model, *, seed: int = 0, batch: int = 2) -> dict[str, Any]:
-    """Seeded random inputs for the numerical check: :func:`tfcpu.graph.compare.random_inputs`.
+    """Seeded random inputs for the numerical check: `tfcpu.graph.compare.random_inputs()`.
 
     Unknown dimensions other than the batch are 1 here (a check must run on any signature);
     pass explicit shapes through ``GraphOptimizer.run(shapes=...)`` for a better probe.

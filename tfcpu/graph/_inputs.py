@@ -1,4 +1,4 @@
-"""The one seeded random-input generator (re-exported by :mod:`tfcpu.graph.compare`)."""
+"""The one seeded random-input generator (re-exported by `tfcpu.graph.compare`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 ``tf.keras.applications.<Name>(weights=None)`` initialises every batch norm to identity
 (mean 0, variance 1, gamma 1, beta 0) and every bias to zero. Grappler and tfcpu's passes then
 fold or drop those ops as no-ops, so a benchmark or a numerical check on such a model measures a
-graph no trained model has. :func:`realistic_weights` gives them seeded values in the ranges
+graph no trained model has. `realistic_weights()` gives them seeded values in the ranges
 trained networks show, so folds change weights and every BiasAdd survives.
 """
 

@@ -1,4 +1,4 @@
-"""Errors :func:`tfcpu.load` raises when TensorFlow's own message would mislead (what · where · why · fix)."""
+"""Errors `tfcpu.load()` raises when TensorFlow's own message would mislead (what · where · why · fix)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``OptimizationResult``: what :meth:`GraphOptimizer.run <tfcpu.GraphOptimizer.run>` returns."""
+"""``OptimizationResult``: what GraphOptimizer.run (`tfcpu.GraphOptimizer.run`) returns."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@
     >>> print(cmp)                                              # a table, like every tfcpu result
 
 Every stage that asks "does this graph still compute what that one computes?" calls
-:func:`compare_outputs`: the graph optimiser's numerical check
-(:func:`tfcpu.graph.optimizer.compare_models`), the quantiser's FP32-vs-INT8 agreement, the
+`compare_outputs()`: the graph optimiser's numerical check
+(`tfcpu.graph.optimizer.compare_models()`), the quantiser's FP32-vs-INT8 agreement, the
 demo and any future backend. The numbers mean the same everywhere:
 
 * errors are measured against the reference's *scale* ``s = max|reference|`` of each output:
@@ -24,17 +24,17 @@ demo and any future backend. The numbers mean the same everywhere:
 **Degenerate checks are flagged, never silent.** A comparison proves nothing when the
 reference output does not depend on the input (the same for every sample of the batch, or
 one value everywhere), when any value is NaN/Inf, or when a row of logits is all equal (its
-argmax is arbitrary). Each such output adds a reason to :attr:`Comparison.degenerate`
+argmax is arbitrary). Each such output adds a reason to `Comparison.degenerate`
 ("this check proves nothing because ..."); callers show it, and may refuse with
-:meth:`Comparison.raise_if_degenerate`.
+`Comparison.raise_if_degenerate()`.
 
 Switching another stage to it (e.g. the quantiser's ``_agreement``): run both models on
 the same batches, concatenate each output along axis 0 and call ``compare_outputs(fp32,
 int8)``; ``min(o.top1 for o in cmp.outputs if o.top1 is not None)`` is the top-1 agreement
 and ``cmp.max_abs`` the max abs difference the QuantizationResult reports today. Use
-:func:`concat_outputs` to stack per-batch dicts.
+`concat_outputs()` to stack per-batch dicts.
 
-:func:`random_inputs` is the one seeded generator of inputs from a Model's signature (the
+`random_inputs()` is the one seeded generator of inputs from a Model's signature (the
 optimiser's check, the Runner's synthetic data, calibration, multi-instance workers).
 """
 
@@ -256,7 +256,7 @@ def compare_outputs(
         label: what is compared, for the table title (e.g. ``"fp32 vs int8"``).
 
     Returns:
-        A :class:`Comparison`: per-output statistics, ``passed`` and ``degenerate`` reasons.
+        A `Comparison`: per-output statistics, ``passed`` and ``degenerate`` reasons.
 
     Raises:
         ConfigError: an output of ``reference`` is missing from ``candidate``, or a tolerance is negative.
@@ -292,7 +292,7 @@ class Comparison(TextTable):
     """Reference vs candidate over every output; frozen, JSON round-tripping, printable.
 
     Attributes:
-        outputs: one :class:`OutputComparison` per reference output, in order.
+        outputs: one `OutputComparison` per reference output, in order.
         atol: the absolute tolerance used.
         rtol: the relative tolerance used.
         label: what was compared (for the table title), e.g. ``"original vs optimised"``.

@@ -1,8 +1,8 @@
-"""Instruments: hooks that watch each pass of :meth:`GraphOptimizer.run <tfcpu.GraphOptimizer.run>`.
+"""Instruments: hooks that watch each pass of GraphOptimizer.run (`tfcpu.GraphOptimizer.run`).
 
 ``run()`` turns its options into the built-in instruments — ``timing=True`` →
-:class:`PassTimer`, ``dump_dir=...`` → :class:`PassDumper`, ``check_each_pass=True`` →
-:class:`PassChecker` — and takes any others through ``instruments=[...]``. An instrument
+`PassTimer`, ``dump_dir=...`` → `PassDumper`, ``check_each_pass=True`` →
+`PassChecker` — and takes any others through ``instruments=[...]``. An instrument
 sees the model before the first pass, ``before_pass``/``after_pass`` around every pass (the
 graph after it, as a Model, and its PassReport) and the optimised model at the end. It must
 not modify what it is shown.

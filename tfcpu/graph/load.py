@@ -1,6 +1,6 @@
-"""``tfcpu.load``: any TensorFlow model as a frozen :class:`~tfcpu.graph.model.Model`.
+"""``tfcpu.load``: any TensorFlow model as a frozen `Model`.
 
-Sources accepted by :func:`load`:
+Sources accepted by `load()`:
 
 * a binary GraphDef ``.pb`` or a text ``.pbtxt`` file;
 * a SavedModel directory (``signature=`` chooses the signature, default ``serving_default``);
@@ -8,12 +8,12 @@ Sources accepted by :func:`load`:
 * a ``tf.function`` with an ``input_signature``, or a ConcreteFunction;
 * a ``GraphDef`` object (copied);
 * an OpenVINO IR ``model.xml`` (with ``model.bin`` beside it): an
-  :class:`~tfcpu.graph.openvino_ir.OpenVinoModel` for the OpenVINO backend (needs ``tfcpu[openvino]``);
+  `OpenVinoModel` for the OpenVINO backend (needs ``tfcpu[openvino]``);
 * ``"keras:<Application>"`` — e.g. ``"keras:ResNet50"`` — or a bare application name such as
   ``"MobileNetV2"`` when no file of that name exists: ``tf.keras.applications.<Name>(weights=None)``
-  (random weights: benchmarks and tests need no download). :func:`resolve_application` is
+  (random weights: benchmarks and tests need no download). `resolve_application()` is
   reused by ``tfcpu demo``/``bench``. Batch norms and biases get seeded trained-like values by
-  default (``realistic_weights``, :mod:`tfcpu.graph._keras_weights`); ``metadata["weights"]`` says so.
+  default (``realistic_weights``, `tfcpu.graph._keras_weights`); ``metadata["weights"]`` says so.
 
 Files are checked *before* parsing (missing, empty, a directory that is not a SavedModel,
 larger than protobuf's 2 GiB limit) and after (protobuf decode errors, bytes the parser
@@ -67,7 +67,7 @@ def load(
         inputs: input tensor names (``"x"`` or ``"x:0"``); default: every Placeholder.
         outputs: output tensor names; default: the sinks (nodes nobody reads).
         signature: SavedModel signature key (default ``serving_default`` or the only one).
-        allow_unsafe_ops: op types the safety scan (:mod:`tfcpu.graph.safety`) may let through,
+        allow_unsafe_ops: op types the safety scan (`tfcpu.graph.safety`) may let through,
             e.g. ``["ReadFile"]``; by default a graph that touches files, the network or Python
             is refused with UnsafeModelError before TensorFlow imports it.
         realistic_weights: for ``"keras:<Application>"`` only: randomise batch norms and biases to
@@ -155,7 +155,7 @@ def resolve_application(name: str, *, weights: str | None = None, realistic_weig
         name: the application, with or without the ``keras:`` prefix.
         weights: Keras's ``weights=`` (None: random, no download; ``"imagenet"``: download).
         realistic_weights: with random weights, give batch norms and biases trained-like seeded values
-            (:func:`tfcpu.graph._keras_weights.realistic_weights`, seed 0).
+            (`tfcpu.graph._keras_weights.realistic_weights()`, seed 0).
     """
     if name.startswith("keras:"):
         name = name.split(":", 1)[1]

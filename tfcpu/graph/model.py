@@ -3,10 +3,10 @@
 A Model never changes after construction. Its GraphDef is copied once on entry (so what the
 caller passed in can change without changing the Model) and must be treated as read-only by
 every consumer; stages that rewrite a graph, or hand it to code that might (INC, TensorFlow),
-pass :func:`copy_graph_def` of it and build a new Model. ``metadata`` is a read-only mapping.
+pass `copy_graph_def()` of it and build a new Model. ``metadata`` is a read-only mapping.
 
-Metadata keys tfcpu's stages set (:data:`OPTIMIZED`, :data:`PRECISION`, :data:`NEEDS_ONEDNN`,
-:data:`FP32_NODES`) are named here, so a stage reads what an earlier one wrote without a
+Metadata keys tfcpu's stages set (`OPTIMIZED`, `PRECISION`, `NEEDS_ONEDNN`,
+`FP32_NODES`) are named here, so a stage reads what an earlier one wrote without a
 string of its own.
 """
 
@@ -150,7 +150,7 @@ class Model:
         inputs: feedable tensors (usually Placeholders), in signature order.
         outputs: fetched tensors, in signature order.
         source: where the model came from (path or description), for messages.
-        metadata: what earlier stages recorded (read-only; keys such as :data:`OPTIMIZED`).
+        metadata: what earlier stages recorded (read-only; keys such as `OPTIMIZED`).
     """
 
     graph_def: GraphDef
@@ -168,7 +168,7 @@ class Model:
 
     @property
     def optimized_with(self) -> tuple[str, ...] | None:
-        """The GraphOptimizer passes this Model came out of (:data:`OPTIMIZED`), or None if it did not."""
+        """The GraphOptimizer passes this Model came out of (`OPTIMIZED`), or None if it did not."""
         steps = self.metadata.get(OPTIMIZED)
         return None if steps is None else tuple(str(s) for s in steps)
 
@@ -210,7 +210,7 @@ class Model:
         return bytes(self.graph_def.SerializeToString(deterministic=True))
 
     def summary(self) -> Any:
-        """A :class:`~tfcpu.graph.summary.GraphSummary`: inputs, outputs, parameters, op histogram."""
+        """A `GraphSummary`: inputs, outputs, parameters, op histogram."""
         from tfcpu.graph.summary import summarize
 
         return summarize(self)
@@ -218,7 +218,7 @@ class Model:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the GraphDef atomically: binary for ``.pb``, text for ``.pbtxt``.
 
-        The signature is not stored in a GraphDef; :func:`tfcpu.load` infers it again
+        The signature is not stored in a GraphDef; `tfcpu.load()` infers it again
         (Placeholders and sinks), or pass ``inputs=``/``outputs=`` when loading.
 
         Args:

@@ -1,13 +1,13 @@
 """OpenVINO IR (``model.xml`` + ``model.bin``) as a tfcpu Model: load, save atomically, route to OpenVINO.
 
-**How an IR is represented.** :class:`OpenVinoModel` is a :class:`~tfcpu.graph.model.Model` subclass
+**How an IR is represented.** `OpenVinoModel` is a `Model` subclass
 whose ``graph_def`` is an *empty* GraphDef (an IR holds no TensorFlow graph) and whose ``ov_model``
 field holds the ``openvino.Model`` (read from the file, or produced in memory by NNCF). Its
 signature (``inputs``/``outputs``) uses the TensorFlow tensor names of the model it was converted
 from, so feeds and results look the same as with the TF graph; tfcpu stores those names in the IR's
 ``rt_info`` (``tfcpu/inputs``, ``tfcpu/outputs``) when it saves one, because OpenVINO may renumber an
 output's preferred name on the way through a file. ``preferred_backend`` is ``"openvino"``: Runner
-routes it to :class:`~tfcpu.runtime.backends.openvino.OpenVinoBackend`, and the TensorFlow backend
+routes it to `OpenVinoBackend`, and the TensorFlow backend
 refuses it (there is no graph to import).
 
 **Saving** writes both files under temporary names in the target directory and renames them
@@ -138,7 +138,7 @@ def _rt(ov_model: Any, key: str) -> str | None:
 
 
 def load_ir(path: Path, inputs: tuple[str, ...] | None = None, outputs: tuple[str, ...] | None = None) -> OpenVinoModel:
-    """Read ``path`` (``.xml``) and its ``.bin`` as an :class:`OpenVinoModel`.
+    """Read ``path`` (``.xml``) and its ``.bin`` as an `OpenVinoModel`.
 
     Raises:
         ModelError: the ``.bin`` is missing, or OpenVINO cannot read the pair (truncated, not an IR).

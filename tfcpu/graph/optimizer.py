@@ -8,15 +8,15 @@
     >>> print(opt.explain())
     >>> result = opt.run(model)                  # checks optimised vs original numerically
 
-Every method returns a new optimizer; nothing runs before :meth:`GraphOptimizer.run`, and
+Every method returns a new optimizer; nothing runs before `GraphOptimizer.run()`, and
 the input Model is never modified. A plan is checked when it is built: unknown passes or
 parameters, and a pass whose ``requires`` are not earlier in the plan, are ConfigErrors.
 
 Fluent methods come from the pass registry: each registered pass is a method of the same
 name (the built-in ones are written out below for typing and docs; a pass registered
-elsewhere gets a generated one, see :meth:`GraphOptimizer.__getattr__`). A test holds the
-two in step. Transform-string parsing lives in :mod:`tfcpu.graph._transforms`, the checks
-in :mod:`tfcpu.graph._check`, the instruments in :mod:`tfcpu.graph.instruments`.
+elsewhere gets a generated one, see `GraphOptimizer.__getattr__()`). A test holds the
+two in step. Transform-string parsing lives in `tfcpu.graph._transforms`, the checks
+in `tfcpu.graph._check`, the instruments in `tfcpu.graph.instruments`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _check_requires(steps: Sequence[PassStep]) -> None:
 
 @dataclass(frozen=True)
 class GraphOptimizer:
-    """A frozen sequence of passes. Build with the pass methods; run with :meth:`run`.
+    """A frozen sequence of passes. Build with the pass methods; run with `run()`.
 
     Attributes:
         steps: the planned passes, in order (validated on construction).
@@ -159,11 +159,11 @@ class GraphOptimizer:
         return method
 
     def strip_unused_nodes(self) -> GraphOptimizer:
-        """Delete nodes the outputs do not depend on (:mod:`~tfcpu.graph.passes.strip_unused_nodes`)."""
+        """Delete nodes the outputs do not depend on (`strip_unused_nodes`)."""
         return self.add("strip_unused_nodes")
 
     def remove_nodes(self, ops: tuple[str, ...] = ("Identity", "CheckNumerics")) -> GraphOptimizer:
-        """Bypass pass-through nodes (:mod:`~tfcpu.graph.passes.remove_nodes`).
+        """Bypass pass-through nodes (`remove_nodes`).
 
         Args:
             ops: the op types to bypass.
@@ -171,7 +171,7 @@ class GraphOptimizer:
         return self.add("remove_nodes", ops=ops)
 
     def fold_constants(self, ignore_errors: bool = True, max_bytes: int = 64 * 1024 * 1024) -> GraphOptimizer:
-        """Evaluate constant subgraphs into Const nodes (:mod:`~tfcpu.graph.passes.fold_constants`).
+        """Evaluate constant subgraphs into Const nodes (`fold_constants`).
 
         Args:
             ignore_errors: skip (and report) what TensorFlow cannot evaluate instead of raising.
@@ -245,7 +245,7 @@ class GraphOptimizer:
         and its arguments ignored (the Model carries its own signature).
 
         Args:
-            transforms: the transform string (see :mod:`tfcpu.graph._transforms`).
+            transforms: the transform string (see `tfcpu.graph._transforms`).
         """
         from tfcpu.graph._transforms import parse_transforms
 
@@ -295,7 +295,7 @@ class GraphOptimizer:
 
         With ``check=True`` the original and optimised graphs run on the same seeded random
         inputs; an output (or the logits before a Softmax output) with
-        ``max|a - b| > atol + rtol * max|a|`` raises :class:`PassError` naming the first pass
+        ``max|a - b| > atol + rtol * max|a|`` raises `PassError` naming the first pass
         whose output diverged (tfcpu re-runs the check pass by pass to find it).
 
         Args:
@@ -309,7 +309,7 @@ class GraphOptimizer:
             timing: record each pass's wall time (``result.timings``; also logged).
             dump_dir: write the input graph and each pass's output there (``result.dumped``).
             check_each_pass: check after every pass that changed the graph; stop at the first that diverges.
-            instruments: more :class:`~tfcpu.graph.instruments.PassInstrument` hooks.
+            instruments: more `PassInstrument` hooks.
         """
         if not isinstance(model, Model):
             raise ConfigError(

@@ -2,11 +2,11 @@
 
 TensorFlow's security model says *a model is a program*: a GraphDef can read and write files,
 call Python, talk to other machines — and it can hide such ops inside its function library,
-where a glance at ``graph_def.node`` does not see them. :func:`scan` looks at every node of the
+where a glance at ``graph_def.node`` does not see them. `scan()` looks at every node of the
 main graph and of every function in ``graph_def.library`` (functions called through ``If``,
 ``While``, ``PartitionedCall`` or any other function-valued attribute live there too), without
-importing or running anything. :func:`tfcpu.load` runs it before TensorFlow imports the graph
-and refuses a model with findings (:class:`~tfcpu.errors.UnsafeModelError`) unless each op type
+importing or running anything. `tfcpu.load()` runs it before TensorFlow imports the graph
+and refuses a model with findings (`UnsafeModelError`) unless each op type
 found is allowed explicitly (``allow_unsafe_ops=["ReadFile"]``, ``--allow-unsafe-ops ReadFile``).
 
 Categories (each op name is checked against the installed TensorFlow's op registry by the tests):
@@ -130,7 +130,7 @@ class SafetyFinding:
 
 @dataclass(frozen=True)
 class SafetyReport:
-    """What :func:`scan` found in a graph and its function library."""
+    """What `scan()` found in a graph and its function library."""
 
     findings: tuple[SafetyFinding, ...] = ()
     nodes_scanned: int = 0
@@ -274,7 +274,7 @@ def _check_names(ops: Sequence[str]) -> None:
 
 
 def check(graph_def: Any, where: str, allowed: Iterable[str] | None = None) -> SafetyReport:
-    """Scan and raise :class:`UnsafeModelError` for any finding whose op type is not allowed."""
+    """Scan and raise `UnsafeModelError` for any finding whose op type is not allowed."""
     allowed = tuple(allowed) if allowed is not None else current_allowance()
     report = scan(graph_def, allowed=allowed)
     refused = report.refused
@@ -297,7 +297,7 @@ _ALLOWANCE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("tf
 
 
 def current_allowance() -> tuple[str, ...]:
-    """The op types allowed by the innermost :func:`allowing` block (``load(allow_unsafe_ops=...)``)."""
+    """The op types allowed by the innermost `allowing()` block (``load(allow_unsafe_ops=...)``)."""
     return _ALLOWANCE.get()
 
 
@@ -315,7 +315,7 @@ def allowing_names(ops: str | Iterable[str] | None) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def allowing(ops: str | Iterable[str] | None) -> Iterator[tuple[str, ...]]:
-    """Within the block, :func:`check` allows ``ops`` (a list, or a comma-separated string)."""
+    """Within the block, `check()` allows ``ops`` (a list, or a comma-separated string)."""
     items = allowing_names(ops)
     token = _ALLOWANCE.set(items)
     try:

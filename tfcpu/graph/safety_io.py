@@ -1,8 +1,8 @@
 """The safety scan for a SavedModel directory, before TensorFlow reads it.
 
 ``tf.saved_model.load`` runs the SavedModel's restore functions and table initialisers while
-it loads, so :func:`tfcpu.load` parses ``saved_model.pb`` itself first (size checked before
-reading), scans every meta graph and its function library with :mod:`tfcpu.graph.safety`, and
+it loads, so `tfcpu.load()` parses ``saved_model.pb`` itself first (size checked before
+reading), scans every meta graph and its function library with `tfcpu.graph.safety`, and
 only then lets TensorFlow load it. The frozen signature is scanned again, fully, afterwards.
 
 Every SavedModel carries TensorFlow's own checkpoint machinery (``SaveV2``, ``RestoreV2``,

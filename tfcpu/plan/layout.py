@@ -1,6 +1,6 @@
 """Split a Topology's usable cores into instances, following Section 7's rules.
 
-Pure functions over :class:`~tfcpu.topology.Core` tuples; no I/O.
+Pure functions over `Core` tuples; no I/O.
 
 Rules:
 

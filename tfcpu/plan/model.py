@@ -4,10 +4,10 @@ The white paper runs one TensorFlow process per group of cores, each started as:
 
     numactl -N 0 -m 0 python eval.py -k "granularity=thread,proclist=[0-3,48-51],explicit,..." -c 4
 
-:meth:`InstancePlan.for_topology` derives those groups from the :class:`~tfcpu.Topology`
-(see :mod:`tfcpu.plan.layout` for the rules), chooses a pinning method that works on this
-machine (:mod:`tfcpu.plan.pinning`), and gives each :class:`Instance` its CPUs, threads,
-environment and launch prefix. :meth:`InstancePlan.to_script` writes the paper's
+`InstancePlan.for_topology()` derives those groups from the `Topology`
+(see `tfcpu.plan.layout` for the rules), chooses a pinning method that works on this
+machine (`tfcpu.plan.pinning`), and gives each `Instance` its CPUs, threads,
+environment and launch prefix. `InstancePlan.to_script()` writes the paper's
 ``multisocket.sh``.
 """
 
@@ -47,7 +47,7 @@ def kmp_affinity_for(cpus: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class Instance:
-    """One pinned worker of an :class:`InstancePlan`.
+    """One pinned worker of an `InstancePlan`.
 
     Attributes:
         index: 0-based position in the plan.
@@ -57,7 +57,7 @@ class Instance:
         numa_node, socket: where it runs; never more than one of each.
         kind: ``"P"`` or ``"E"`` (hybrid CPUs); never both.
         intra_op_threads, inter_op_threads: TensorFlow thread pools.
-        env_items: the environment to add for the child, as pairs (see :attr:`env`).
+        env_items: the environment to add for the child, as pairs (see `env`).
         launch_prefix: argv to put before the command (empty for ``sched_setaffinity``).
         method: the pinning method.
         memory_binding: memory bound to ``numa_node``.
@@ -94,7 +94,7 @@ class Instance:
         return [*self.launch_prefix, *argv]
 
     def pin_current_process(self) -> None:
-        """Pin the calling process to :attr:`cpus` (children use it for ``sched_setaffinity``)."""
+        """Pin the calling process to `cpus` (children use it for ``sched_setaffinity``)."""
         try:
             os.sched_setaffinity(0, self.cpus)
         except (AttributeError, OSError) as exc:
@@ -106,7 +106,7 @@ class Instance:
             ) from exc
 
     def session_config(self) -> SessionConfig:
-        """The :class:`~tfcpu.SessionConfig` of this instance (threads and env as planned)."""
+        """The `SessionConfig` of this instance (threads and env as planned)."""
         from tfcpu.session.config import MANAGED, SessionConfig
 
         env = self.env
@@ -168,7 +168,7 @@ class InstancePlan(TextTable):
 
     Attributes:
         instances: the workers, node by node.
-        method: pinning method shared by all instances (see :mod:`tfcpu.plan.pinning`).
+        method: pinning method shared by all instances (see `tfcpu.plan.pinning`).
         memory_binding: memory bound to each instance's node (``numactl`` only).
         unused_cpus: usable CPUs no instance got (leftovers, quota, ``smt=False`` siblings).
         cores_per_instance: physical cores of each instance.
@@ -290,7 +290,7 @@ class InstancePlan(TextTable):
         return self.instances[index]
 
     def session_config(self, index: int) -> SessionConfig:
-        """The :class:`~tfcpu.SessionConfig` of instance ``index``."""
+        """The `SessionConfig` of instance ``index``."""
         return self.instances[index].session_config()
 
     def with_threads(self, intra_op_threads: int | None = None, inter_op_threads: int | None = None) -> InstancePlan:

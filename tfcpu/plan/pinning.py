@@ -3,7 +3,7 @@
 The white paper launches every instance with ``numactl -N <node> -m <node>``. numactl is
 often missing (minimal images, this project's CI), or present but refused: in a container
 without ``CAP_SYS_NICE``, ``--membind`` fails with ``set_mempolicy: Operation not
-permitted``. :func:`probe_pinning` tries, with a CPU and a node taken from the *allowed*
+permitted``. `probe_pinning()` tries, with a CPU and a node taken from the *allowed*
 set (CPU 0 may be outside a container's cpuset):
 
 1. ``numactl --physcpubind=<cpu> --membind=<node> true`` → ``"numactl"`` (CPUs + memory);
@@ -49,7 +49,7 @@ class PinningProbe:
     """The pinning method chosen for this machine and how it was chosen.
 
     Attributes:
-        method: one of :data:`METHODS`.
+        method: one of `METHODS`.
         memory_binding: whether memory is bound to the instance's NUMA node.
         attempts: one line per command tried, with its outcome.
         probed: False when the method was forced or the topology is not this machine's.
@@ -70,7 +70,7 @@ class PinningProbe:
 
 
 def check_method(method: str) -> str:
-    """Validate a method name (:class:`PlanError` with a suggestion otherwise)."""
+    """Validate a method name (`PlanError` with a suggestion otherwise)."""
     if method not in METHODS:
         raise PlanError(
             "unknown pinning method",
@@ -106,8 +106,8 @@ def probe_pinning(
     Args:
         topo: the topology of *this* machine (its first usable CPU and that CPU's node are used).
         memory_binding: try ``numactl --membind`` first; False starts at CPU-only methods.
-        which: finds an executable by name (default :func:`shutil.which`).
-        run: runs an argv and returns ``(exit code, stderr)`` (default: :mod:`subprocess`).
+        which: finds an executable by name (default `shutil.which()`).
+        run: runs an argv and returns ``(exit code, stderr)`` (default: `subprocess`).
     """
     cpus = topo.usable_cpu_set or topo.online_cpus
     cpu = cpus[0]

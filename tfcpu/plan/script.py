@@ -1,4 +1,4 @@
-"""Render an :class:`~tfcpu.plan.model.InstancePlan` as a bash script (the paper's ``multisocket.sh``).
+"""Render an `InstancePlan` as a bash script (the paper's ``multisocket.sh``).
 
 Differences from Appendix A, each on purpose:
 
@@ -56,7 +56,7 @@ def _prefix(instance: Instance) -> list[str]:
 
 
 def render_script(plan: InstancePlan, command: Sequence[str] | str, shard_arg: str | None = None) -> str:
-    """The bash text; see :meth:`InstancePlan.to_script`."""
+    """The bash text; see `InstancePlan.to_script()`."""
     from tfcpu import __version__
 
     argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]

@@ -12,12 +12,12 @@ the frozen graph, so the saved model carries BF16 and needs no session option, t
   no Cast runs per batch, nothing waits for the session's constant folding);
 * keeps ``Conv2D/MatMul -> BiasAdd -> Relu/AddV2`` chains wholly in BF16 with no Cast inside, so TF's
   remapper fuses each into one oneDNN op with post-ops (``_MklNativeFusedConv2D`` with
-  ``fused_ops=[BiasAdd, Relu]``; checked by :func:`cast_report` and the tests);
+  ``fused_ops=[BiasAdd, Relu]``; checked by `cast_report()` and the tests);
 * runs a ``Softmax`` that produces a graph output in FP32 (one Cast before it instead of after): its
   exponentials are where BF16's 8-bit mantissa costs accuracy, and it is cheap.
 
 Casts are then left only at the graph's borders and around ops oneDNN has no BF16 kernel for. It pays
-only with AVX512_BF16 or AMX; :meth:`tfcpu.Quantizer.bf16` refuses the plan elsewhere.
+only with AVX512_BF16 or AMX; `tfcpu.Quantizer.bf16()` refuses the plan elsewhere.
 """
 
 from __future__ import annotations

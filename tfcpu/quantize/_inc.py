@@ -4,7 +4,7 @@ It builds ``StaticQuantConfig`` (plus ``SmoothQuantConfig`` when asked), wraps t
 checked calibration batches in the small data-loader protocol INC expects (a ``batch_size``
 attribute, iteration yielding ``(inputs, labels)``), forwards INC's chatty logger to tfcpu's
 debug log for the duration of the call, and wraps any INC failure in
-:class:`~tfcpu.errors.QuantizationError` with the original exception chained.
+`QuantizationError` with the original exception chained.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@
 1. the Model's frozen GraphDef is converted in memory (``openvino.convert_model``); an FP32 OpenVINO IR
    is taken as it is;
 2. tfcpu's checked calibration batches (numpy, iterators, tf.data, callables, ``"synthetic"`` — see
-   :mod:`tfcpu.quantize.calibration`) feed ``nncf.quantize`` through an ``nncf.Dataset`` keyed by input
+   `tfcpu.quantize.calibration`) feed ``nncf.quantize`` through an ``nncf.Dataset`` keyed by input
    tensor name; with ``.evaluate(fn).tolerance(relative_loss=...)`` it is
    ``nncf.quantize_with_accuracy_control`` instead (relative drop), where ``fn`` receives each candidate
-   as an :class:`~tfcpu.graph.openvino_ir.OpenVinoModel` (run it with the OpenVINO backend);
+   as an `OpenVinoModel` (run it with the OpenVINO backend);
 3. the quantised model is compiled once (f32 inference hint, tfcpu's default) to read back what runs in
    INT8: the runtime model's compute layers by precision (``Convolution:u8``), plus the FakeQuantize
    nodes NNCF inserted;
@@ -155,7 +155,7 @@ def quantize_openvino(
 
     Args:
         model: a tfcpu Model (TF graph, converted in memory) or an FP32 OpenVinoModel.
-        calibration_batches: checked batches by input name (:func:`tfcpu.quantize.calibration.materialise`).
+        calibration_batches: checked batches by input name (`tfcpu.quantize.calibration.materialise()`).
         evaluate: ``fn(Model) -> float`` (higher is better); with ``tolerance`` turns on NNCF's accuracy
             control. ``fn`` receives an OpenVinoModel holding the compiled candidate.
         tolerance: the largest relative drop of ``evaluate`` accepted (0.01 = 1 %).

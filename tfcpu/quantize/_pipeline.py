@@ -1,4 +1,4 @@
-"""The stages of :meth:`tfcpu.Quantizer.run`, each handing the next a value, once.
+"""The stages of `tfcpu.Quantizer.run()`, each handing the next a value, once.
 
 ::
 
@@ -39,7 +39,7 @@ _ONEDNN_OFF = (
 
 @dataclass(frozen=True)
 class Prepared:
-    """What every pipeline starts from (built once by :func:`prepare`)."""
+    """What every pipeline starts from (built once by `prepare()`)."""
 
     plan: Quantizer
     source: Model

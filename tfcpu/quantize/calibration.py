@@ -1,6 +1,6 @@
 """Calibration data: every accepted form turned into a list of checked feed batches.
 
-Accepted forms (see :meth:`tfcpu.Quantizer.calibrate`):
+Accepted forms (see `tfcpu.Quantizer.calibrate()`):
 
 * a numpy array (or a dict of arrays by input name) — cut into batches of ``batch_size``;
 * a sequence or an iterator of batches, each an array, a dict by input name, a tuple of
@@ -10,12 +10,12 @@ Accepted forms (see :meth:`tfcpu.Quantizer.calibrate`):
 * ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy;
 * a path (``str`` or ``os.PathLike``) to a ``.npy`` file (samples along axis 0, cut into batches)
   or to a directory of ``.npy`` files (one batch each, sorted by name) — read by
-  :func:`load_files`, the one loader ``Quantizer.calibrate`` and ``tfcpu quantize --calibration``
-  share. The files are read when :meth:`tfcpu.Quantizer.run` starts, not when the plan is built.
+  `load_files()`, the one loader ``Quantizer.calibrate`` and ``tfcpu quantize --calibration``
+  share. The files are read when `tfcpu.Quantizer.run()` starts, not when the plan is built.
 
 Every batch is checked against the model's input signature (dtype, rank, fixed dimensions)
-with :func:`tfcpu.runtime.feeds.check_array` *before* Intel Neural Compressor starts, so a bad
-shape is a one-line :class:`~tfcpu.errors.ConfigError` naming the batch, not an INC traceback.
+with `tfcpu.runtime.feeds.check_array()` *before* Intel Neural Compressor starts, so a bad
+shape is a one-line `ConfigError` naming the batch, not an INC traceback.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ Batch = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the calibration actually used (part of :class:`~tfcpu.QuantizationResult`)."""
+    """What the calibration actually used (part of `QuantizationResult`)."""
 
     source: str
     batches: int

@@ -1,4 +1,4 @@
-"""``Quantizer``: an immutable plan for post-training quantisation, run by :meth:`Quantizer.run`.
+"""``Quantizer``: an immutable plan for post-training quantisation, run by `Quantizer.run()`.
 
 ::
 
@@ -29,7 +29,7 @@ What ``run`` does, in order:
 
 **oneDNN.** INT8 graphs from INC use oneDNN kernels. Stock TensorFlow turns oneDNN on by itself
 only on CPUs with VNNI/BF16/AMX; elsewhere (e.g. AVX2-only CPUs) it must be started with
-``TF_ENABLE_ONEDNN_OPTS=1``. ``run`` asks the precision policy (:mod:`tfcpu.session.precision`):
+``TF_ENABLE_ONEDNN_OPTS=1``. ``run`` asks the precision policy (`tfcpu.session.precision`):
 if TensorFlow has not started yet, the policy sets that variable (logged); if it already started
 without oneDNN, the graph is still quantised but cannot be executed in this process, so the
 evaluation and the agreement check are refused/skipped.
@@ -71,10 +71,10 @@ class Quantizer:
     """An immutable quantisation plan. Every method returns a new Quantizer.
 
     Attributes:
-        topology: the machine to plan for (default: ``Topology.detect()`` when :meth:`run` starts);
+        topology: the machine to plan for (default: ``Topology.detect()`` when `run()` starts);
             inject a captured one in tests.
         target: the runtime the quantised graph is for; ``"tensorflow"`` (INC for INT8, Grappler
-            for BF16). :meth:`run` dispatches on ``(target, precision)``.
+            for BF16). `run()` dispatches on ``(target, precision)``.
     """
 
     precision: str = "int8"
@@ -122,7 +122,7 @@ class Quantizer:
 
         Without them BF16 is emulated and slower than FP32 (measured 15 vs 25 img/s on a
         ResNet-50), so the plan is refused with a ConfigError: here when a topology was given,
-        otherwise by :meth:`run` (a builder does not read the machine).
+        otherwise by `run()` (a builder does not read the machine).
         """
         if self.topology is not None:
             from tfcpu.session.precision import check_precision
@@ -134,7 +134,7 @@ class Quantizer:
     def calibrate(self, data: Any, batches: int = 10, batch_size: int | None = None) -> Quantizer:
         """Calibration data: a numpy array (or dict of arrays), a sequence/iterator of batches,
         a ``tf.data.Dataset``, a callable returning batches, a ``.npy`` file or a directory of
-        ``.npy`` batches (a ``str`` or ``os.PathLike``; read by :meth:`run`, with the same loader
+        ``.npy`` batches (a ``str`` or ``os.PathLike``; read by `run()`, with the same loader
         as ``tfcpu quantize --calibration``), or ``"synthetic"``.
 
         Args:
@@ -142,7 +142,7 @@ class Quantizer:
             batches: at most this many batches are used.
             batch_size: how an array is cut into batches (default 32; 8 for synthetic data).
 
-        Shapes and dtypes are checked against the model's inputs when :meth:`run` starts,
+        Shapes and dtypes are checked against the model's inputs when `run()` starts,
         before INC does anything.
         """
         if data is None:
@@ -166,7 +166,7 @@ class Quantizer:
 
     def tolerance(self, relative_loss: float = 0.01, max_trials: int = 5) -> Quantizer:
         """Accept INT8 when (FP32 − INT8) / |FP32| ≤ ``relative_loss``; otherwise keep up to
-        ``max_trials - 1`` nodes in FP32, one more per trial. Needs :meth:`evaluate`."""
+        ``max_trials - 1`` nodes in FP32, one more per trial. Needs `evaluate()`."""
         if not isinstance(relative_loss, int | float) or not 0.0 <= float(relative_loss) < 1.0:
             raise ConfigError(
                 f"relative_loss must be in [0, 1), got {relative_loss!r}",
@@ -221,11 +221,11 @@ class Quantizer:
 
     # -- running ------------------------------------------------------------------------
     def run(self, model: Model, *, seed: int = 0) -> QuantizationResult:
-        """Quantise ``model`` (never modified) and return a :class:`QuantizationResult`.
+        """Quantise ``model`` (never modified) and return a `QuantizationResult`.
 
         The terminal call: the machine is read here (``Topology.detect()`` unless a topology was
         given), calibration files are read here, and oneDNN is decided by the precision policy
-        (:mod:`tfcpu.session.precision`). The stages run in ``tfcpu.quantize._pipeline``.
+        (`tfcpu.session.precision`). The stages run in ``tfcpu.quantize._pipeline``.
 
         Args:
             model: the FP32 Model; returned unchanged (the same object) when there is nothing to do.

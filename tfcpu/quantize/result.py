@@ -132,7 +132,7 @@ def _is_bf16(node: Any) -> bool:
 
 
 def bf16_ops(graph_def: Any) -> dict[str, int]:
-    """The ops that compute in bfloat16 (their ``T`` attribute), read from the graph, plus :data:`BF16_CAST`."""
+    """The ops that compute in bfloat16 (their ``T`` attribute), read from the graph, plus `BF16_CAST`."""
     counts: dict[str, int] = {}
     for node in graph_def.node:
         if _is_bf16(node):
@@ -160,7 +160,7 @@ def bf16_op_table(before: Any, after: Any) -> tuple[OpTypeRow, ...]:
 
 @dataclass(frozen=True)
 class QuantizationResult(TextTable):
-    """The outcome of :meth:`tfcpu.Quantizer.run`.
+    """The outcome of `tfcpu.Quantizer.run()`.
 
     Attributes:
         model: the quantised Model (same inputs/outputs as the input); the FP32 model

@@ -4,11 +4,11 @@ Ray Data's ``map_batches`` with a callable class on an actor pool is the standar
 batch inference over a cluster. Ray reserves CPUs per actor but does not pin actors to CPUs,
 so two TensorFlow actors on a node share every core and oversubscribe them. tfcpu adds:
 
-* :class:`Predictor`: each actor claims one instance of its node's
-  :class:`~tfcpu.InstancePlan` through a node-local lock file, pins itself to the instance's
+* `Predictor`: each actor claims one instance of its node's
+  `InstancePlan` through a node-local lock file, pins itself to the instance's
   CPUs before TensorFlow starts, and runs one session with the instance's threads;
-* :func:`predict`: sizes the actor pool from every node's topology (:func:`survey`) and
-  returns the mapped dataset; :func:`predict_with_report` also returns per-node throughput.
+* `predict()`: sizes the actor pool from every node's topology (`survey()`) and
+  returns the mapped dataset; `predict_with_report()` also returns per-node throughput.
 
 Importing ``tfcpu.ray`` does not import Ray or TensorFlow; Ray is imported on first use.
 

@@ -1,9 +1,9 @@
 """Size an actor pool from the cluster's nodes and their topologies, and run ``map_batches``.
 
-:func:`survey` runs one small task on every alive node (pinned to that node with a hard
+`survey()` runs one small task on every alive node (pinned to that node with a hard
 node-affinity strategy, ``num_cpus=0`` so it never waits for CPUs); the task detects the
-node's :class:`~tfcpu.Topology` and builds the :class:`~tfcpu.InstancePlan` the actors will
-build there. :func:`predict` then asks Ray for one actor per slot:
+node's `Topology` and builds the `InstancePlan` the actors will
+build there. `predict()` then asks Ray for one actor per slot:
 
 * each actor reserves ``num_cpus = max over nodes of (Ray CPUs of the node / slots of the
   node)``, so Ray's own placement never puts more actors on a node than it has slots
@@ -186,26 +186,26 @@ def predict(
         dataset: a ``ray.data.Dataset``. Ray hands each actor whole blocks: give the
             dataset at least as many blocks as actors (``override_num_blocks=`` when
             reading, or ``dataset.repartition(n)``).
-        model: a :class:`~tfcpu.Model` (e.g. optimised and quantised once on the driver),
-            a :class:`ModelPayload`, or a path :func:`tfcpu.load` reads on the driver. It is
+        model: a `Model` (e.g. optimised and quantised once on the driver),
+            a `ModelPayload`, or a path `tfcpu.load()` reads on the driver. It is
             put in the object store once; actors fetch it from there.
         cores_per_instance: cores per pinned instance on each node (give this or ``instances``).
         instances: instances per node (give this or ``cores_per_instance``).
         batch_size: rows per model run.
-        input_columns: see :class:`Predictor`.
-        output_prefix: see :class:`Predictor`.
-        keep_columns: see :class:`Predictor`.
-        metadata: see :class:`Predictor`.
-        lock_dir: see :class:`Predictor`.
-        claim_timeout: see :class:`Predictor`.
-        pin: see :class:`Predictor`.
-        actors: pool size (default: from :func:`survey`, one per slot that Ray can place).
-        predictor_class: :class:`Predictor` or a subclass of it.
-        num_cpus: Ray CPUs each actor reserves (default: see :func:`pool_size`).
+        input_columns: see `Predictor`.
+        output_prefix: see `Predictor`.
+        keep_columns: see `Predictor`.
+        metadata: see `Predictor`.
+        lock_dir: see `Predictor`.
+        claim_timeout: see `Predictor`.
+        pin: see `Predictor`.
+        actors: pool size (default: from `survey()`, one per slot that Ray can place).
+        predictor_class: `Predictor` or a subclass of it.
+        num_cpus: Ray CPUs each actor reserves (default: see `pool_size()`).
         map_batches_kwargs: passed to ``map_batches`` (e.g. ``max_restarts=``).
 
     Returns:
-        The lazy mapped ``Dataset`` (outputs as columns; see :class:`Predictor`).
+        The lazy mapped ``Dataset`` (outputs as columns; see `Predictor`).
     """
     return _map(
         dataset,
@@ -300,11 +300,11 @@ _PREDICT_DEFAULTS: dict[str, Any] = {
 def predict_with_report(
     dataset: Any, model: Any, *, keep_metadata: bool = False, **kwargs: Any
 ) -> tuple[Any, ClusterReport]:
-    """:func:`predict`, materialized, plus a per-node :class:`ClusterReport`.
+    """`predict()`, materialized, plus a per-node `ClusterReport`.
 
     The report is computed from the output rows' metadata columns, so retried batches
     count once. ``keep_metadata=False`` drops the ``tfcpu_*`` columns from the returned
-    dataset. Other arguments are :func:`predict`'s.
+    dataset. Other arguments are `predict()`'s.
     """
     kwargs["metadata"] = True
     start = time.perf_counter()

@@ -1,9 +1,9 @@
 """``ModelPayload``: a Model as plain bytes and dicts, so an actor can receive it before TensorFlow starts.
 
-A :class:`~tfcpu.Model` holds a ``GraphDef`` protobuf; unpickling one imports TensorFlow.
+A `Model` holds a ``GraphDef`` protobuf; unpickling one imports TensorFlow.
 An actor must pin itself and set thread variables *before* TensorFlow starts, so models
 travel to actors as a payload of serialized bytes and signature dicts, and become a Model
-only after pinning (:meth:`ModelPayload.to_model`).
+only after pinning (`ModelPayload.to_model()`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class ModelPayload:
 
     @classmethod
     def coerce(cls, model: Any) -> ModelPayload:
-        """A payload from a payload, a Model, or a path that :func:`tfcpu.load` reads."""
+        """A payload from a payload, a Model, or a path that `tfcpu.load()` reads."""
         if isinstance(model, ModelPayload):
             return model
         if isinstance(model, (str, os.PathLike)):

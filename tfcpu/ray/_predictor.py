@@ -2,9 +2,9 @@
 
 Life of one actor (a fresh Ray worker process):
 
-1. ``__init__``: detect this machine's :class:`~tfcpu.Topology`, build the same
-   :class:`~tfcpu.InstancePlan` every actor on the machine builds, claim one instance of it
-   through a node-local lock file (:mod:`tfcpu.ray._slots`), pin every thread of the process
+1. ``__init__``: detect this machine's `Topology`, build the same
+   `InstancePlan` every actor on the machine builds, claim one instance of it
+   through a node-local lock file (`tfcpu.ray._slots`), pin every thread of the process
    to the instance's CPUs, set the instance's thread variables (``TF_NUM_*``, ``OMP_*``,
    ``KMP_*``) if TensorFlow has not started yet, then import TensorFlow, parse the model and
    open one session with the instance's intra/inter-op threads.
@@ -16,7 +16,7 @@ Life of one actor (a fresh Ray worker process):
 Column names
 ------------
 Model inputs are read from columns named after the input tensor, sanitized (see
-:func:`column_name`): ``"x:0"`` reads column ``x``; pass ``input_columns`` to map other
+`column_name()`): ``"x:0"`` reads column ``x``; pass ``input_columns`` to map other
 columns. Outputs are written to ``output_prefix + column_name(tensor)``: ``"probs:0"`` becomes
 ``probs``, ``"model/dense/BiasAdd:0"`` becomes ``model_dense_BiasAdd``, a second output
 ``"split:1"`` becomes ``split_1``.
@@ -25,7 +25,7 @@ With ``metadata=True`` each row also gets ``tfcpu_node`` (Ray node id), ``tfcpu_
 ``tfcpu_pid``, ``tfcpu_slot`` (instance index), ``tfcpu_cpus`` (the CPUs that all threads
 of the actor process are allowed to run on, read from ``/proc`` at call time),
 ``tfcpu_start``/``tfcpu_end`` (wall-clock bounds of the model run for the row's batch) and
-``tfcpu_batch_rows``. :func:`tfcpu.ray.predict_with_report` aggregates them per node.
+``tfcpu_batch_rows``. `tfcpu.ray.predict_with_report()` aggregates them per node.
 """
 
 from __future__ import annotations
@@ -119,13 +119,13 @@ class Predictor:
     """A pinned tfcpu instance for ``ray.data.Dataset.map_batches`` (a callable class).
 
     Args:
-        model: a :class:`ModelPayload` (see :meth:`ModelPayload.from_model`), a Ray
-            ``ObjectRef`` to one (what :func:`tfcpu.ray.predict` passes: the model is stored
-            once in the object store), a path :func:`tfcpu.load` reads on the actor's node,
-            or a :class:`~tfcpu.Model` (works, but unpickling a Model imports TensorFlow
+        model: a `ModelPayload` (see `ModelPayload.from_model()`), a Ray
+            ``ObjectRef`` to one (what `tfcpu.ray.predict()` passes: the model is stored
+            once in the object store), a path `tfcpu.load()` reads on the actor's node,
+            or a `Model` (works, but unpickling a Model imports TensorFlow
             before the actor can set thread variables; threads and pinning still apply).
         cores_per_instance: cores per pinned instance on each machine (give this or
-            ``instances``; see :meth:`tfcpu.InstancePlan.for_topology`). Every actor on a
+            ``instances``; see `tfcpu.InstancePlan.for_topology()`). Every actor on a
             machine must use the same values, so that they claim slots of the same plan.
         instances: instances per machine (give this or ``cores_per_instance``).
         smt: give each instance its cores' SMT siblings.

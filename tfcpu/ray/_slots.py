@@ -1,6 +1,6 @@
 """Node-local slot claims: two actors on one machine never take the same cores.
 
-Every actor computes the same :class:`~tfcpu.InstancePlan` from its machine's topology, then
+Every actor computes the same `InstancePlan` from its machine's topology, then
 claims one instance ("slot") of it by taking an exclusive ``flock`` on
 ``<lock_dir>/<plan key>/slot-<index>.lock``. ``flock`` locks belong to the open file, so:
 
@@ -56,7 +56,7 @@ def plan_key(plan: InstancePlan) -> str:
 
 @dataclass
 class SlotClaim:
-    """A held slot: the instance and the open, locked file. :meth:`release` (or exit) frees it."""
+    """A held slot: the instance and the open, locked file. `release()` (or exit) frees it."""
 
     instance: Instance
     path: Path

@@ -1,7 +1,7 @@
 """The typed parent -> child protocol of a multi-instance run: frozen, versioned, JSON round-tripping.
 
-The parent writes one :class:`WorkerSpec` per instance (``spec-N.json``) and starts
-``python -P -m tfcpu.runtime.worker spec-N.json``; the worker writes one :class:`WorkerResult`
+The parent writes one `WorkerSpec` per instance (``spec-N.json``) and starts
+``python -P -m tfcpu.runtime.worker spec-N.json``; the worker writes one `WorkerResult`
 (``result-N.json``) or, when it fails, the cause's one line to ``error-N.txt``. Both sides read
 and write them only through ``to_dict`` / ``from_dict``, which refuse another protocol version.
 """
@@ -82,7 +82,7 @@ class WorkerPaths:
         graph: the serialised GraphDef.
         go: the common start signal, written by the parent (a ``time.monotonic`` instant).
         ready: written by the worker when it is warm.
-        result: the worker's :class:`WorkerResult` JSON.
+        result: the worker's `WorkerResult` JSON.
         error: the worker's failure cause, one line, when it fails.
     """
 

@@ -23,13 +23,13 @@ class InstanceSettings:
         threads: ``(intra, inter)`` for every child instead of the plan's; ``0`` lets the runtime
             choose (its defaults), for baselines.
         env: extra environment for every child, as ``(name, value)`` pairs.
-        onednn: oneDNN on/off for the children; None = what :func:`~tfcpu.session.precision.decide_onednn`
+        onednn: oneDNN on/off for the children; None = what `decide_onednn()`
             says for the model's ops (INT8/BF16 turn it on) and the environment.
         collect_outputs: with a dataset, return the outputs in dataset order (``result.outputs``).
         startup_timeout: seconds an instance may take to load and warm up.
         timeout: seconds an instance may run after the common start before it is killed;
             default: 3 x duration + 120 s, or 600 s.
-        strict: raise :class:`~tfcpu.errors.InstanceError` when an instance fails, instead of
+        strict: raise `InstanceError` when an instance fails, instead of
             returning a partial result.
         debug: let TensorFlow's C++ start-up lines through in the children's logs.
     """

@@ -1,7 +1,7 @@
 """Parse oneDNN's verbose log (``ONEDNN_VERBOSE=1`` / ``profile_exec``) into exec records.
 
 Reads the ``template:`` line oneDNN 3.x prints first, so logs with and without timestamps, and the
-older ``dnnl_verbose,exec,...`` format of oneDNN 1.x/2.x, all parse. Used by :mod:`tfcpu.runtime.dispatch`.
+older ``dnnl_verbose,exec,...`` format of oneDNN 1.x/2.x, all parse. Used by `tfcpu.runtime.dispatch`.
 """
 
 from __future__ import annotations

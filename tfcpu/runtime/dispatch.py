@@ -1,15 +1,15 @@
 """What ran: oneDNN's verbose log of one batch, as a table of kernels, ISAs and milliseconds.
 
-:func:`probe_dispatch` runs one warm-up and one measured batch of a model in a child process
+`probe_dispatch()` runs one warm-up and one measured batch of a model in a child process
 (``python -P -m tfcpu.runtime.dispatch``) with ``ONEDNN_VERBOSE=profile_exec`` and
 ``ONEDNN_VERBOSE_TIMESTAMP=1``, parses oneDNN's ``exec`` lines of the measured batch and returns a
-:class:`DispatchReport`: per primitive kind (convolution, inner_product, matmul, reorder, eltwise,
+`DispatchReport`: per primitive kind (convolution, inner_product, matmul, reorder, eltwise,
 pooling, binary, ...) the implementation oneDNN chose (``brg_conv_fwd:avx512_core_amx``,
 ``jit:avx512_core_vnni``, ``gemm:jit``, ...), its ISA, data types, count and milliseconds, plus the
 batch's wall time and the share of it spent outside oneDNN (TensorFlow's executor, Casts, ops with
 no oneDNN kernel, the verbose printing itself).
 
-The parser (:mod:`tfcpu.runtime._verbose_log`) reads the ``template:`` line oneDNN 3.x prints first,
+The parser (`tfcpu.runtime._verbose_log`) reads the ``template:`` line oneDNN 3.x prints first,
 so logs with and without timestamps, and the older ``dnnl_verbose,exec,...`` format, all parse.
 """
 
@@ -190,7 +190,7 @@ class DispatchReport(TextTable):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DispatchReport:
-        """Rebuild from :meth:`to_dict` output (derived keys are ignored)."""
+        """Rebuild from `to_dict()` output (derived keys are ignored)."""
         return cls(
             source=str(data["source"]),
             backend=str(data["backend"]),
@@ -247,10 +247,10 @@ def report_from_log(
     window_ms: tuple[float, float] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> DispatchReport:
-    """Build a :class:`DispatchReport` from a verbose log and the batch's wall time.
+    """Build a `DispatchReport` from a verbose log and the batch's wall time.
 
     Args:
-        text: oneDNN's verbose output (see :func:`parse_verbose`).
+        text: oneDNN's verbose output (see `parse_verbose()`).
         source: the model's source, for the title.
         wall_ms: the measured batch's wall time in milliseconds.
         batch_size: items in the measured batch.
@@ -326,9 +326,9 @@ def runner_dispatch(runner: Any, batch_size: int = 1, **kwargs: Any) -> Dispatch
     """``Runner.dispatch()``: the probe for a Runner's model, with the Runner's oneDNN choice.
 
     Args:
-        runner: a :class:`tfcpu.runtime.runner.Runner` (its ``model`` and ``config.onednn_opts`` are read).
+        runner: a `tfcpu.runtime.runner.Runner` (its ``model`` and ``config.onednn_opts`` are read).
         batch_size: items in the measured batch.
-        **kwargs: passed on to :func:`probe_dispatch` (``env``, ``timeout``, ``shapes``).
+        **kwargs: passed on to `probe_dispatch()` (``env``, ``timeout``, ``shapes``).
     """
     config = getattr(runner, "config", None)
     kwargs.setdefault("onednn", getattr(config, "onednn_opts", None))

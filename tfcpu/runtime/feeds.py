@@ -108,7 +108,7 @@ def synthetic_batch(
     seed: int = 0,
     shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded random inputs for every model input: :func:`tfcpu.graph.compare.random_inputs`.
+    """Seeded random inputs for every model input: `tfcpu.graph.compare.random_inputs()`.
 
     Kept as the runtime's name for the one generator (floats ~ N(0,1), integers in [0, 8),
     unknown dimensions other than the batch need ``shapes``).

@@ -3,13 +3,13 @@
 What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-summed
 ``nohup.out``, done so that it cannot silently lie:
 
-* one child per :class:`~tfcpu.plan.Instance`, started inside the plan's pinning prefix
+* one child per `Instance`, started inside the plan's pinning prefix
   with the instance's environment (so thread variables are set before TensorFlow starts);
 * every child warms up, then waits at a barrier; the timed region starts for all at once;
-* parent and child talk through frozen, versioned values (:class:`~tfcpu.runtime._protocol.WorkerSpec`
-  in, :class:`~tfcpu.runtime._protocol.WorkerResult` out), JSON files, not scraped log lines;
+* parent and child talk through frozen, versioned values (`WorkerSpec`
+  in, `WorkerResult` out), JSON files, not scraped log lines;
 * children start with ``python -P`` (the user's current directory is not on their ``sys.path``)
-  and with the environment :func:`tfcpu.session.precision.child_env` builds (the oneDNN decision
+  and with the environment `tfcpu.session.precision.child_env()` builds (the oneDNN decision
   for the model's ops, TensorFlow's C++ start-up lines silenced);
 * a child that crashes or hangs is reported (exit code or signal, last log lines), the
   others' results are kept and the aggregate is marked partial; every child runs in its own

@@ -251,7 +251,7 @@ class MultiInstanceResult(TextTable):
 
     @property
     def spread(self) -> float:
-        """Relative spread, (max - min) / median, of :attr:`rounds`."""
+        """Relative spread, (max - min) / median, of `rounds`."""
         return relative_spread(self.rounds)
 
     def without_outputs(self) -> MultiInstanceResult:

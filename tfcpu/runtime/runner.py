@@ -8,11 +8,11 @@ Lifecycle (strict, like a file object)::
     # deactivate: the backend is released; run() now raises RunnerError
 
 The backend (``backend="tensorflow"`` by default, ``"openvino"``, see
-:mod:`tfcpu.runtime.backends`) executes the model; Runner keeps the lifecycle, the feed
+`tfcpu.runtime.backends`) executes the model; Runner keeps the lifecycle, the feed
 validation and the benchmark semantics, which are the same for every backend. For TensorFlow,
 threads are applied through the session's ConfigProto, which takes effect even after TensorFlow
 has started; environment variables (KMP_*, OMP_*, oneDNN) only take effect before it starts:
-use :meth:`Runner.multi_instance` or ``tfcpu bench``, which set them in fresh child processes.
+use `Runner.multi_instance()` or ``tfcpu bench``, which set them in fresh child processes.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class Runner:
     """Runs one Model through one backend.
 
     Args:
-        model: a frozen :class:`~tfcpu.graph.model.Model` (see :func:`tfcpu.load`).
+        model: a frozen `Model` (see `tfcpu.load()`).
         config: thread settings; ``None`` uses ``SessionConfig.for_topology()`` (the white
             paper's defaults for this machine's usable cores).
         backend: the registered backend name (``"tensorflow"``, ``"openvino"``); unknown names are
@@ -343,7 +343,7 @@ class Runner:
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
         """Run this model in one pinned child process per instance of ``plan``.
 
-        Keyword arguments are those of :func:`tfcpu.runtime.multi.run_instances`; this Runner's
+        Keyword arguments are those of `tfcpu.runtime.multi.run_instances()`; this Runner's
         backend and its options are used unless ``settings`` names others.
         """
         from tfcpu.runtime.multi import InstanceSettings, run_instances

@@ -1,6 +1,6 @@
 """Child-process entry point of a multi-instance run: ``python -P -m tfcpu.runtime.worker SPEC``.
 
-The parent writes a :class:`~tfcpu.runtime._protocol.WorkerSpec` and starts this module pinned to
+The parent writes a `WorkerSpec` and starts this module pinned to
 the instance's CPUs (numactl/taskset) with the instance's environment, so thread variables are in
 place before the runtime starts. ``-P`` keeps the user's current directory off ``sys.path``, so a
 ``grp.py`` or ``random.py`` lying there is not imported instead of the standard module. The
@@ -12,7 +12,7 @@ protocol has no log scraping:
 3. run the timed region through ``Backend.timed`` (the one timed loop), which records each
    batch's start and end on CLOCK_MONOTONIC (one clock for every process on the machine, so
    windows can be compared);
-4. write the :class:`~tfcpu.runtime._protocol.WorkerResult` JSON atomically and exit 0. Any
+4. write the `WorkerResult` JSON atomically and exit 0. Any
    failure writes its cause (one line) to the error file and exits non-zero.
 """
 

@@ -1,4 +1,4 @@
-"""What :meth:`tfcpu.SessionConfig.apply` finds in a process where TensorFlow already runs.
+"""What `tfcpu.SessionConfig.apply()` finds in a process where TensorFlow already runs.
 
 TensorFlow reads oneDNN's switch once at import and sizes its thread pools once at start-up; these
 functions list the wanted settings the running process no longer honours (``apply`` raises with them).

@@ -46,7 +46,7 @@ def record(config: SessionConfig) -> dict[str, Any]:
 
 
 def fields_from_record(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The SessionConfig fields of a record :func:`record` wrote (a ``ConfigError`` for a bad one).
+    """The SessionConfig fields of a record `record()` wrote (a ``ConfigError`` for a bad one).
 
     Args:
         data: the record (extra keys such as ``env`` are ignored).

@@ -1,8 +1,8 @@
 """Where each SessionConfig value comes from: a ``with_*`` call, a trusted environment, or the default.
 
-The variable names SessionConfig manages, the thread-count checks, and :func:`resolve`, which turns a
+The variable names SessionConfig manages, the thread-count checks, and `resolve()`, which turns a
 config and an environment snapshot into ``name -> (value, source)``. Resolution is a pure function of
-its arguments: :class:`tfcpu.SessionConfig` takes the snapshot once, when it is built (or from an
+its arguments: `tfcpu.SessionConfig` takes the snapshot once, when it is built (or from an
 explicit ``environ=``), so its properties do not read ``os.environ`` on every call.
 """
 

@@ -6,20 +6,20 @@ Section 5 of the white paper sets, by hand, before TensorFlow starts::
     OMP_NUM_THREADS=<physical cores>
     ConfigProto(intra_op_parallelism_threads=<physical cores>, inter_op_parallelism_threads=1)
 
-:class:`SessionConfig` holds the same settings as one frozen value. The defaults follow the
-paper, with "physical cores" read from the usable budget of the :class:`~tfcpu.Topology`
+`SessionConfig` holds the same settings as one frozen value. The defaults follow the
+paper, with "physical cores" read from the usable budget of the `Topology`
 (affinity ∩ online CPUs, capped by the cgroup quota). Builders return new objects and
 validate at once; nothing touches the process until a terminal call:
 
-* :meth:`SessionConfig.env` - the variables to set before TensorFlow starts;
-* :meth:`SessionConfig.config_proto` - a ``tf.compat.v1.ConfigProto`` (imports TensorFlow);
-* :meth:`SessionConfig.apply` - set them in this process, or raise :class:`ConfigError` when
+* `SessionConfig.env()` - the variables to set before TensorFlow starts;
+* `SessionConfig.config_proto()` - a ``tf.compat.v1.ConfigProto`` (imports TensorFlow);
+* `SessionConfig.apply()` - set them in this process, or raise `ConfigError` when
   TensorFlow already started and they could no longer take effect;
-* :meth:`SessionConfig.explain` - which settings take effect on the installed runtime, and why.
+* `SessionConfig.explain()` - which settings take effect on the installed runtime, and why.
 
-:meth:`SessionConfig.with_itex` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
+`SessionConfig.with_itex()` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
 precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own variables and
-``itex.ConfigProto`` (:meth:`SessionConfig.itex_config`); see docs/itex.md.
+``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md.
 
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
 default) a variable already in the environment, then tfcpu's default. A user's
@@ -29,8 +29,8 @@ resolved once against a snapshot of the managed variables taken when the config 
 (carried by every ``with_*`` copy); the terminal calls ``env()``, ``explain()`` and ``apply()``
 resolve against the environment at the call, or an explicit ``environ=`` mapping.
 
-The module is split along its concerns: :mod:`tfcpu.session.itex` (ITEX settings),
-:mod:`tfcpu.session.explain` (explanation rows and their renderer), ``tfcpu.session._resolve``
+The module is split along its concerns: `tfcpu.session.itex` (ITEX settings),
+`tfcpu.session.explain` (explanation rows and their renderer), ``tfcpu.session._resolve``
 (names and environment resolution); this module is the builder and its terminal calls. Every
 name that lived here is still importable from here.
 """
@@ -127,8 +127,8 @@ _UNSET: Any = object()
 class SessionConfig:
     """Thread, OpenMP and oneDNN settings for one TensorFlow process (immutable builder).
 
-    Build it with :meth:`for_topology`; the fields are the *configured* values, the
-    properties (:attr:`intra_op_threads`, :attr:`omp_threads`, ...) the *effective* ones
+    Build it with `for_topology()`; the fields are the *configured* values, the
+    properties (`intra_op_threads`, `omp_threads`, ...) the *effective* ones
     after the overrides of the environment snapshot taken when the config was built.
 
     Attributes:
@@ -137,14 +137,14 @@ class SessionConfig:
         omp: ``OMP_NUM_THREADS``; ``None`` follows the intra-op threads.
         kmp_blocktime, kmp_settings, kmp_affinity: ``KMP_*`` values; ``None`` leaves unset.
         onednn_opts: ``TF_ENABLE_ONEDNN_OPTS``; ``None`` leaves TensorFlow's default.
-        extra_env: more variables from :meth:`with_env`.
+        extra_env: more variables from `with_env()`.
         trust_env: variables already in ``os.environ`` override tfcpu's defaults.
         per_session_threads: ``ConfigProto.use_per_session_threads`` (Appendix B sets it).
         cpus: the CPUs the process runs on (informational; pinning is InstancePlan's job).
         budget: usable CPUs of the topology, to flag oversubscription.
         explicit: names of the variables set through a ``with_*`` call.
-        itex: Intel Extension for TensorFlow settings (:meth:`with_itex`).
-        isa: the planned CPU's ISA flags (set by :meth:`for_topology`), for checks at the terminal
+        itex: Intel Extension for TensorFlow settings (`with_itex()`).
+        isa: the planned CPU's ISA flags (set by `for_topology()`), for checks at the terminal
             calls; empty: the machine is read there if a check needs it.
         environ: the managed variables of the environment when the config was first built
             (``None`` at construction: taken from ``os.environ`` then); ``with_*`` copies keep it.
@@ -241,8 +241,8 @@ class SessionConfig:
 
         Sets ITEX's variables (``ITEX_AUTO_MIXED_PRECISION``, ``ITEX_LAYOUT_OPT``,
         ``ITEX_OMP_THREADPOOL``) and ``TF_ENABLE_ONEDNN_OPTS=1`` (ITEX's launcher does the same);
-        :meth:`apply` also hands :meth:`itex_config` to ``itex.set_config``. The machine is not read
-        here: bf16 on a CPU without AVX-512 is refused by :meth:`apply`.
+        `apply()` also hands `itex_config()` to ``itex.set_config``. The machine is not read
+        here: bf16 on a CPU without AVX-512 is refused by `apply()`.
 
         Args:
             amp: ``"bf16"`` for ITEX's auto mixed precision, ``None`` for FP32.
@@ -264,10 +264,10 @@ class SessionConfig:
         return dataclasses.replace(self, itex=None)
 
     def itex_config(self) -> Any:
-        """ITEX's ``ConfigProto`` for :meth:`with_itex`'s settings (imports ITEX and TensorFlow).
+        """ITEX's ``ConfigProto`` for `with_itex()`'s settings (imports ITEX and TensorFlow).
 
         Raises:
-            ConfigError: no ITEX settings (call :meth:`with_itex` first).
+            ConfigError: no ITEX settings (call `with_itex()` first).
             MissingDependencyError: ITEX is not installed.
         """
         if self.itex is None:
@@ -411,7 +411,7 @@ class SessionConfig:
         """Which settings take effect on ``runtime`` (default: the installed TensorFlow), and why.
 
         Args:
-            runtime: the runtime to explain for (default :func:`~tfcpu.session.runtime.runtime_info`).
+            runtime: the runtime to explain for (default `runtime_info()`).
             environ: resolve against this environment (default: ``os.environ`` now).
         """
         from tfcpu.session.runtime import runtime_info, tensorflow_initialised
@@ -427,10 +427,10 @@ class SessionConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
-        """Rebuild from :meth:`to_dict` (the derived ``env`` key is ignored).
+        """Rebuild from `to_dict()` (the derived ``env`` key is ignored).
 
         Args:
-            data: what :meth:`to_dict` wrote.
+            data: what `to_dict()` wrote.
 
         Raises:
             ConfigError: a key is missing or a value has the wrong type.

@@ -1,8 +1,8 @@
 """``SessionConfig.explain()``: per setting, its value, whether the installed runtime honours it, why.
 
-The rows are data (:class:`ExplainRow`, the facts in ``_KNOWN_EXTRA`` and the ``_KMP_ROWS`` table);
-:class:`Explanation` renders them (rich, HTML, Markdown, shell ``export`` lines). :func:`explain_rows`
-builds them from a config, its resolved values and a :class:`~tfcpu.session.runtime.RuntimeInfo`.
+The rows are data (`ExplainRow`, the facts in ``_KNOWN_EXTRA`` and the ``_KMP_ROWS`` table);
+`Explanation` renders them (rich, HTML, Markdown, shell ``export`` lines). `explain_rows()`
+builds them from a config, its resolved values and a `RuntimeInfo`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ExplainRow:
 
 @dataclass(frozen=True)
 class Explanation(TextTable):
-    """What a :class:`SessionConfig` sets and what of it the installed TensorFlow honours."""
+    """What a `SessionConfig` sets and what of it the installed TensorFlow honours."""
 
     rows: tuple[ExplainRow, ...]
     runtime: tuple[tuple[str, str], ...]
@@ -286,12 +286,12 @@ def explain_rows(
     *,
     running: bool,
 ) -> Explanation:
-    """Build the :class:`Explanation` of ``config`` on runtime ``rt``.
+    """Build the `Explanation` of ``config`` on runtime ``rt``.
 
     Args:
         config: the SessionConfig explained.
         rt: the runtime the rows are true for.
-        resolved: ``config``'s resolved values (:func:`tfcpu.session._resolve.resolve`).
+        resolved: ``config``'s resolved values (`tfcpu.session._resolve.resolve()`).
         env: the variables ``config.env()`` sets.
         running: TensorFlow already runs in this process (adds a note).
     """

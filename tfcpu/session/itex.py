@@ -1,9 +1,9 @@
 """Intel Extension for TensorFlow (ITEX) settings, as SessionConfig carries them (see docs/itex.md).
 
-ITEX's own variables (names as ITEX 2.15 reads them), the frozen :class:`ItexSettings`, the checks
-(installed, bf16 needs AVX-512) and ITEX's ``ConfigProto``. :class:`tfcpu.SessionConfig` holds an
-``ItexSettings`` (:meth:`~tfcpu.SessionConfig.with_itex`); the explanation rows are in
-:mod:`tfcpu.session.explain`.
+ITEX's own variables (names as ITEX 2.15 reads them), the frozen `ItexSettings`, the checks
+(installed, bf16 needs AVX-512) and ITEX's ``ConfigProto``. `tfcpu.SessionConfig` holds an
+``ItexSettings`` (`with_itex()`); the explanation rows are in
+`tfcpu.session.explain`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def check_itex_bf16(isa: Sequence[str] | None = None) -> None:
 
 @dataclass(frozen=True)
 class ItexSettings:
-    """Intel Extension for TensorFlow settings (see :meth:`SessionConfig.with_itex`).
+    """Intel Extension for TensorFlow settings (see `SessionConfig.with_itex()`).
 
     Attributes:
         amp: ``"bf16"`` turns on ITEX's auto mixed precision (it rewrites frozen graphs too);

@@ -2,7 +2,7 @@
 
 Every stage that runs a graph asks this module instead of deciding for itself: the Quantizer
 (its trial runs), ``Runner`` (an in-process session), multi-instance children, the CLI and the
-demo. It is also the only module, besides :meth:`tfcpu.SessionConfig.apply`, that writes
+demo. It is also the only module, besides `tfcpu.SessionConfig.apply()`, that writes
 ``os.environ``.
 
 The facts it encodes::
@@ -17,9 +17,9 @@ The facts it encodes::
     ITEX installed and chosen   any                            (not 0)          -> 1 (ITEX needs oneDNN)
 
 TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, so a decision can only be
-carried out in a process that has not imported TensorFlow yet (:func:`prepare_process`), or in a
-child started with :func:`child_env`. Where TensorFlow already runs with the wrong setting,
-:func:`prepare_process` raises an error that names the fix instead of letting a quantised op fail
+carried out in a process that has not imported TensorFlow yet (`prepare_process()`), or in a
+child started with `child_env()`. Where TensorFlow already runs with the wrong setting,
+`prepare_process()` raises an error that names the fix instead of letting a quantised op fail
 with TensorFlow's "Missing 0-th output".
 
 Precision support (``check_precision``): BF16 graphs pay only on CPUs with AVX512_BF16 or AMX_BF16;
@@ -180,7 +180,7 @@ def decide_onednn(
 
 
 def decide_for(model: Model, explicit: bool | None = None, *, itex: bool = False) -> OneDnnDecision:
-    """:func:`decide_onednn` for a loaded Model (reads ``model.needs_onednn``)."""
+    """`decide_onednn()` for a loaded Model (reads ``model.needs_onednn``)."""
     return decide_onednn(needs_onednn=model.needs_onednn, explicit=explicit, itex=itex)
 
 
@@ -188,13 +188,13 @@ def quiet_env(*, debug: bool = False) -> dict[str, str]:
     """Variables that keep TensorFlow's C++ start-up lines out of tfcpu's output (or let them in).
 
     With ``debug`` only the log level (0: everything). Either way ``CUDA_VISIBLE_DEVICES=""``, which
-    :func:`child_env` and :func:`quiet_tensorflow` apply only when the user has not set it.
+    `child_env()` and `quiet_tensorflow()` apply only when the user has not set it.
     """
     return {**(_DEBUG if debug else _QUIET), **_CPU_ONLY}
 
 
 def is_chatter(line: str) -> bool:
-    """Whether a stderr line is TensorFlow's start-up chatter (:data:`CHATTER`)."""
+    """Whether a stderr line is TensorFlow's start-up chatter (`CHATTER`)."""
     return any(fragment in line for fragment in CHATTER)
 
 
@@ -233,7 +233,7 @@ def quiet_tensorflow(*, debug: bool = False) -> None:
     """Silence (or, with ``debug``, let through) TensorFlow's C++ start-up lines in this process.
 
     For tfcpu's own commands (``tfcpu.cli.main`` calls it first) and its child processes: sets
-    :func:`quiet_env` and, unless ``debug``, filters :data:`CHATTER` out of file descriptor 2 while
+    `quiet_env()` and, unless ``debug``, filters `CHATTER` out of file descriptor 2 while
     TensorFlow is imported (the lines absl writes before any variable is read). Other stderr output
     of that import is passed through. Takes effect only before TensorFlow is imported; a value the
     user already set is kept.
@@ -261,7 +261,7 @@ def library_log_default() -> None:
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Wraps the first ``import tensorflow`` so :data:`CHATTER` written to fd 2 is dropped.
+    """Wraps the first ``import tensorflow`` so `CHATTER` written to fd 2 is dropped.
 
     The finder only decorates the spec the normal import machinery finds; it removes itself from
     ``sys.meta_path`` once TensorFlow's package has been executed (or failed to).
@@ -326,12 +326,12 @@ def filtered_stderr() -> Iterator[None]:
 def ensure_in_process(decision: OneDnnDecision) -> bool:
     """Carry out ``decision`` here if TensorFlow has not been imported yet; report whether oneDNN is on.
 
-    Unlike :func:`prepare_process` it never raises: a caller that can still do useful work without
+    Unlike `prepare_process()` it never raises: a caller that can still do useful work without
     running the graph (the Quantizer quantises, then skips its agreement check) asks this and decides.
     Imports TensorFlow (to read what the running build has).
 
     Args:
-        decision: what the process must have (:func:`decide_onednn` / :func:`decide_for`).
+        decision: what the process must have (`decide_onednn()` / `decide_for()`).
     """
     if "tensorflow" not in sys.modules:
         prepare_process(decision, where="this process")

@@ -1,6 +1,6 @@
 """Facts about the installed TensorFlow that decide which settings take effect.
 
-:func:`runtime_info` imports TensorFlow, so it is never called at ``import tfcpu`` time.
+`runtime_info()` imports TensorFlow, so it is never called at ``import tfcpu`` time.
 The three facts that matter for the white paper's knobs:
 
 * **oneDNN on or off.** Stock TensorFlow on x86 Linux enables oneDNN only on CPUs with

@@ -1,4 +1,4 @@
-"""Capture the files :func:`detect` reads into one JSON document, and lay them out again.
+"""Capture the files `detect()` reads into one JSON document, and lay them out again.
 
 A capture makes a machine reproducible elsewhere: attach it to a bug report, or keep it
 as test data (``tests/data/topologies/*.json``). The format is::

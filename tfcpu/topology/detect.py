@@ -1,4 +1,4 @@
-"""Read a :class:`~tfcpu.topology.model.Topology` from sysfs, procfs and cgroupfs.
+"""Read a `Topology` from sysfs, procfs and cgroupfs.
 
 Every path is relative to ``root`` so tests run on captured trees. What is read, and why:
 
@@ -19,7 +19,7 @@ Every path is relative to ``root`` so tests run on captured trees. What is read,
   shows and which collapses throughput when exceeded.
 
 A missing file is never fatal: the reader falls back and records a note.
-:class:`~tfcpu.errors.TopologyError` is raised only when no CPU can be found at all.
+`TopologyError` is raised only when no CPU can be found at all.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pure functions over normalised ``/proc/cpuinfo`` flag names. The oneDNN ISA names
 (``avx512_core_amx``, ``avx512_core_vnni``, ``avx2_vnni``, ...) are the ones oneDNN's verbose log
-prints after an implementation's name, so :func:`tfcpu.runtime.dispatch.probe_dispatch` can show
+prints after an implementation's name, so `tfcpu.runtime.dispatch.probe_dispatch()` can show
 whether the kernels the CPU has are the ones that ran.
 """
 

@@ -1,8 +1,8 @@
 """Frozen value objects that describe a machine's CPUs.
 
-:class:`Topology` is produced by :func:`tfcpu.topology.detect` and consumed by every later
+`Topology` is produced by `tfcpu.topology.detect()` and consumed by every later
 stage (threads, instance plans, quantisation advice). It is immutable and round-trips
-through :meth:`Topology.to_dict` / :meth:`Topology.from_dict` and JSON.
+through `Topology.to_dict()` / `Topology.from_dict()` and JSON.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class Core:
     """One physical core: its socket, kernel core id, SMT sibling CPUs and kind.
 
     ``kind`` is ``"P"`` (performance) or ``"E"`` (efficiency, hybrid Intel CPUs only).
-    ``numa_node`` and ``l3`` index :attr:`Topology.numa_nodes` ids and
-    :attr:`Topology.l3_domains` positions.
+    ``numa_node`` and ``l3`` index `Topology.numa_nodes` ids and
+    `Topology.l3_domains` positions.
     """
 
     socket: int
@@ -127,7 +127,7 @@ class Topology(TextTable):
         allowed_cpus: online CPUs this process may run on (affinity / cpuset).
         cpu_quota: cgroup CPU bandwidth limit in CPUs (``1.5`` = 150 ms per 100 ms),
             ``None`` when unlimited.
-        isa: normalised ISA flags present on every CPU, in :data:`ISA_FLAGS` order.
+        isa: normalised ISA flags present on every CPU, in `ISA_FLAGS` order.
         is_vm: the CPU reports a hypervisor.
         hybrid: the kernel lists separate P-core and E-core PMUs.
         notes: things the reader had to guess or fall back on, for the user to see.
@@ -246,7 +246,7 @@ class Topology(TextTable):
 
     # -- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` reads it back to an equal Topology."""
+        """A JSON-ready dict; `from_dict()` reads it back to an equal Topology."""
         return {
             "vendor": self.vendor,
             "model_name": self.model_name,
@@ -273,7 +273,7 @@ class Topology(TextTable):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Topology:
-        """Rebuild a Topology from :meth:`to_dict` output (derived keys are ignored)."""
+        """Rebuild a Topology from `to_dict()` output (derived keys are ignored)."""
         return cls(
             vendor=str(data["vendor"]),
             model_name=str(data["model_name"]),

@@ -1,11 +1,11 @@
 """Graph passes, one module per pass, each registered under its name.
 
-The name of a pass is also the name of its :class:`~tfcpu.GraphOptimizer` method and its
-token in a ``graph_transforms`` string. :func:`run_pass` is the only way passes are run: it
+The name of a pass is also the name of its `GraphOptimizer` method and its
+token in a ``graph_transforms`` string. `run_pass()` is the only way passes are run: it
 copies the GraphDef, calls the pass on the copy, times it, settles ``modified`` (the pass's
 word, checked, or a comparison of output and input), runs the pass's ``ensures`` and builds
-the PassReport. ``requires`` is checked by :class:`~tfcpu.GraphOptimizer` when a plan is built.
-See :mod:`tfcpu.graph.passes._base` for the contract and docs/graph-optimization.md for how
+the PassReport. ``requires`` is checked by `GraphOptimizer` when a plan is built.
+See `tfcpu.graph.passes._base` for the contract and docs/graph-optimization.md for how
 to add a pass.
 """
 

@@ -1,6 +1,6 @@
 """Folding per-channel affine chains into the weights of the linear op before them.
 
-Shared by :mod:`fold_old_batch_norms` and :mod:`fold_batch_norms`. A *linear op* is
+Shared by `fold_old_batch_norms` and `fold_batch_norms`. A *linear op* is
 ``Conv2D``, ``DepthwiseConv2dNative`` or ``MatMul`` with constant weights. Its output
 ``z`` may be followed by a chain of single-consumer per-channel affine ops, each of which
 maps ``x -> s * x + t`` channel by channel:
@@ -29,9 +29,9 @@ constant is not per-channel for the layout (NHWC channel last, NCHW channel axis
 norm is in training mode or its other outputs are read, data formats differ, or the dtype is
 not floating point.
 
-Structure: :mod:`._affine_match` reads a linear op and each affine step (or raises ``Stop``
-with the skip reason); :func:`plan_chain` turns one chain into an :class:`AffinePlan` (or
-records why not); :func:`apply_plan` rewrites the graph with ``make_const``. Matching
+Structure: `._affine_match` reads a linear op and each affine step (or raises ``Stop``
+with the skip reason); `plan_chain()` turns one chain into an `AffinePlan` (or
+records why not); `apply_plan()` rewrites the graph with ``make_const``. Matching
 finishes for the whole graph before anything is rewritten.
 """
 

@@ -1,8 +1,8 @@
-"""Matching for :mod:`tfcpu.graph.passes._affine`: a linear op and the per-channel affine ops after it.
+"""Matching for `tfcpu.graph.passes._affine`: a linear op and the per-channel affine ops after it.
 
-:func:`linear` reads the linear op (constant, unshared, floating-point weights, its layout
-and channel count); :func:`step` reads one affine op as ``(scale, shift)`` per channel. Both
-raise :class:`Stop` with the reason a chain cannot be folded there, which the pass reports as
+`linear()` reads the linear op (constant, unshared, floating-point weights, its layout
+and channel count); `step()` reads one affine op as ``(scale, shift)`` per channel. Both
+raise `Stop` with the reason a chain cannot be folded there, which the pass reports as
 a skip. Nothing here edits the graph.
 """
 

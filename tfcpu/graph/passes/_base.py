@@ -1,16 +1,16 @@
 """The pass contract: a pure function from (GraphDef copy, context) to (GraphDef, PassReport).
 
 A pass is ``function(graph_def, ctx, **params) -> Outcome``, registered with
-:func:`register_pass`. It receives its own copy of the GraphDef and may edit it in place;
-the infrastructure (:func:`tfcpu.graph.passes.run_pass`) turns the Outcome into a
-:class:`PassReport`. "Did not match" is data: each node a pass looked at but left alone is a
-:class:`Skip` with the reason. A broken invariant (a rewrite that would corrupt the graph)
-raises :class:`~tfcpu.errors.PassError`.
+`register_pass()`. It receives its own copy of the GraphDef and may edit it in place;
+the infrastructure (`tfcpu.graph.passes.run_pass()`) turns the Outcome into a
+`PassReport`. "Did not match" is data: each node a pass looked at but left alone is a
+`Skip` with the reason. A broken invariant (a rewrite that would corrupt the graph)
+raises `PassError`.
 
 What a registration may declare besides its parameters' defaults:
 
 * ``requires=("fold_constants",)`` — passes that must run earlier in the same plan;
-  :class:`~tfcpu.GraphOptimizer` refuses a plan that lacks them when it is built (ConfigError
+  `GraphOptimizer` refuses a plan that lacks them when it is built (ConfigError
   naming the missing pass), not when it runs.
 * ``ensures=callable(graph_def, ctx, **params) -> str | None`` — a post-condition checked on
   the pass's output; a returned text is what is broken, and becomes a PassError naming the pass.

@@ -8,7 +8,7 @@ as Reshape/Sub/Mul/Rsqrt/AddV2 nodes, which become ``Conv2D -> BiasAdd -> Mul(c)
 once the constant parts are folded) and the TF1 ``MatMul -> BiasAdd -> Mul -> Add`` form.
 
 Maths: the chain is ``y = A * z + B`` per output channel; ``A`` goes into the weights and
-``B`` into one BiasAdd (see :mod:`tfcpu.graph.passes._affine`).
+``B`` into one BiasAdd (see `tfcpu.graph.passes._affine`).
 
 Requires ``fold_constants`` earlier in the plan (a plan without it is refused when built):
 the Keras 3 form only becomes per-channel constants once the constant parts are folded.

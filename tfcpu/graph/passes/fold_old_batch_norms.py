@@ -9,7 +9,7 @@ Maths: ``y = gamma * (z - mean) / sqrt(var + eps) + beta = s * z + (beta - mean 
 ``s = gamma / sqrt(var + eps)`` (``gamma = 1`` for BatchNormWithGlobalNormalization with
 ``scale_after_normalization=false``). ``s`` scales the weights' output channels (for a
 depthwise filter ``[h, w, in, multiplier]`` channel ``i * multiplier + m``), and every shift
-in the chain is summed into one BiasAdd. See :mod:`tfcpu.graph.passes._affine`.
+in the chain is summed into one BiasAdd. See `tfcpu.graph.passes._affine`.
 
 Skips (reported per batch norm): training mode, statistics outputs in use, weights not
 constant or shared with other nodes, a producer with other consumers, mismatched layouts, or

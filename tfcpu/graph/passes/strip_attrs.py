@@ -1,7 +1,7 @@
 """Compatibility module: the attribute passes now live one per module.
 
-:mod:`tfcpu.graph.passes.strip_unknown_attrs` (with :func:`newer_producer` and
-:func:`for_installed_tensorflow`) and :mod:`tfcpu.graph.passes.strip_default_attrs`. Imports
+`tfcpu.graph.passes.strip_unknown_attrs` (with `newer_producer()` and
+`for_installed_tensorflow()`) and `tfcpu.graph.passes.strip_default_attrs`. Imports
 from here keep working.
 """
 

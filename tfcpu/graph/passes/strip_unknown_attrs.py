@@ -5,8 +5,8 @@ define (run it under the older TF). Internal ``_``-prefixed attributes (``_outpu
 ``_class``) are kept. With ``only_newer_producer=True`` (how ``GraphOptimizer.default()``
 runs it) it does nothing unless the graph's ``versions.producer`` is newer than the running
 TensorFlow's ``GRAPH_DEF_VERSION``: only a newer producer can write attributes this registry
-lacks. :func:`newer_producer` is the same test, used by the Runner before it imports a graph
-(see docs/itex.md), and :func:`for_installed_tensorflow` applies the pass to a copy when needed.
+lacks. `newer_producer()` is the same test, used by the Runner before it imports a graph
+(see docs/itex.md), and `for_installed_tensorflow()` applies the pass to a copy when needed.
 
 Maths: none; an attribute the consumer does not know cannot change what its kernel computes
 (newer attributes always carry defaults that mean the old behaviour).

@@ -1,9 +1,9 @@
 """Runner backends: the seam between ``Runner`` and the runtime that executes a model.
 
 ``Runner(model, config, backend="tensorflow" | "openvino")`` picks one by name; each backend is a
-:class:`~tfcpu.runtime.backends._base.Backend` subclass with the same lifecycle
+`Backend` subclass with the same lifecycle
 (activate -> infer / warm / timed -> deactivate). Backends are imported on first use, so naming
-one whose package is missing raises :class:`~tfcpu.errors.MissingDependencyError` naming the extra.
+one whose package is missing raises `MissingDependencyError` naming the extra.
 """
 
 from tfcpu.runtime.backends._base import (

@@ -10,9 +10,9 @@ Lifecycle (Polygraphy's activate/infer/deactivate, kept strict by ``Runner``)::
     backend.describe()                        # what ran: {"backend": ..., "precision": ..., ...}
     backend.deactivate()
 
-``timed`` has a default that drives :func:`timed_loop` (one synchronous request at a time, the TF
+``timed`` has a default that drives `timed_loop()` (one synchronous request at a time, the TF
 session's way). A backend with an asynchronous API (OpenVINO's infer-request queue) overrides it so
-that several requests are in flight; it still returns one :class:`Timing` whose batches carry start
+that several requests are in flight; it still returns one `Timing` whose batches carry start
 and end on ``time.monotonic`` (one clock for every process on the machine, so multi-instance
 windows can be compared).
 """
@@ -255,5 +255,5 @@ class Backend(abc.ABC):
         progress: Progress | None = None,
         total: int = 0,
     ) -> Timing:
-        """The timed region (see :func:`timed_loop`); asynchronous backends override it."""
+        """The timed region (see `timed_loop()`); asynchronous backends override it."""
         return timed_loop(self.infer, feeds, deadline=deadline, collect=collect, progress=progress, total=total)

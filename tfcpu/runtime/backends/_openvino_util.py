@@ -1,8 +1,8 @@
 """Pieces of the OpenVINO backend that need no compiled model state: import, conversion, the compile
 properties, what the compiled model really runs, and the agreement numbers of the first-use check.
 
-Kept apart from :mod:`tfcpu.runtime.backends.openvino` so the NNCF quantiser (:mod:`tfcpu.quantize._nncf`)
-and the IR loader (:mod:`tfcpu.graph.openvino_ir`) share them without importing the backend class.
+Kept apart from `tfcpu.runtime.backends.openvino` so the NNCF quantiser (`tfcpu.quantize._nncf`)
+and the IR loader (`tfcpu.graph.openvino_ir`) share them without importing the backend class.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ class Agreement:
 
 def agreement(reference: Sequence[Sequence[np.ndarray]], candidate: Sequence[Sequence[np.ndarray]]) -> Agreement:
     """Compare batches of outputs (each batch: outputs in model order) through the one comparator
-    (`tfcpu.graph.compare.compare_outputs`), summarised as an :class:`Agreement`."""
+    (`tfcpu.graph.compare.compare_outputs`), summarised as an `Agreement`."""
     from tfcpu.graph.compare import compare_outputs
 
     def stacked(batches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ Settings (backend ``options``, all optional):
   ``tfcpu quantize --backend openvino --bf16`` defaults to bf16);
 * ``check``: True (default) runs the first-use numerical check; ``rtol`` (1e-4) is the FP32 bound on
   the error relative to each output's range, ``min_cosine`` (0.99) the bound for BF16/INT8;
-* ``requests``: infer requests in flight in :meth:`timed` (default ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``);
+* ``requests``: infer requests in flight in `timed()` (default ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``);
 * ``static_shapes``: True (default) compiles once per batch shape seen (OpenVINO runs static shapes
   faster than the model's dynamic batch dimension; the compile happens in ``warm``, outside the timed
   region); False compiles the dynamic model once.
@@ -30,7 +30,7 @@ Settings (backend ``options``, all optional):
 The first-use check runs seeded inputs through the Model's GraphDef in a TensorFlow session and
 through the compiled model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the
 numbers); a BF16/INT8 one reports cosine and top-1 agreement and is refused only below
-``min_cosine``. An OpenVINO IR loaded with :func:`tfcpu.load` has no TF graph to compare against:
+``min_cosine``. An OpenVINO IR loaded with `tfcpu.load()` has no TF graph to compare against:
 its check is skipped (an IR written by tfcpu's NNCF path was checked when it was made).
 """
 

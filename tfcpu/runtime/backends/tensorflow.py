@@ -1,7 +1,7 @@
 """The TensorFlow backend: one ``tf.compat.v1.Session`` per Runner, threads from the session's ConfigProto.
 
 Threads are applied through the ConfigProto (intra/inter-op), which takes effect even after
-TensorFlow has started. Whether oneDNN runs is decided by :mod:`tfcpu.session.precision`:
+TensorFlow has started. Whether oneDNN runs is decided by `tfcpu.session.precision`:
 before TensorFlow is imported, activating sets what the graph needs; afterwards a graph whose
 INT8/BF16 kernels exist only in oneDNN is refused with the fix, instead of failing inside
 TensorFlow with "Missing 0-th output".

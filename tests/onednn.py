@@ -1,0 +1,76 @@
+"""The oneDNN legs of the test suite, kept in one place.
+
+TensorFlow turns oneDNN on by itself on CPUs with VNNI, BF16 or AMX and leaves it off elsewhere, and
+its oneDNN graph rewrites change what a graph computes (a channel Pad before a Conv2D, for one), so the
+tests whose behaviour can differ run twice in CI: once as the README's command runs them (this CPU's
+default, or whatever the environment says), once with the opposite setting::
+
+    TF_ENABLE_ONEDNN_OPTS=$(python -m tests.onednn) python -m pytest -m onednn
+
+``python -m tests.onednn`` prints the opposite of this run's setting ("0" or "1"). The test files in
+`SENSITIVE` get the ``onednn`` marker (tests/conftest.py); a test elsewhere can carry
+``@pytest.mark.onednn`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+# Graph passes and the optimiser, the quantiser (INT8/BF16 and its fallbacks), loading, the runner.
+SENSITIVE = (
+    "tests/unit/test_graph_passes.py",
+    "tests/unit/test_graph_load.py",
+    "tests/unit/test_quantize.py",
+    "tests/unit/test_quantize_cli.py",
+    "tests/unit/test_quantize_fallback.py",
+    "tests/unit/test_runner.py",
+    "tests/unit/test_session_apply.py",
+    "tests/integration/test_optimize_real_models.py",
+    "tests/integration/test_int8_runs.py",
+)
+MARKER = "onednn"
+VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def state(environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """Whether TensorFlow will run with oneDNN in this process, and why (read without importing TF).
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+    """
+    from tfcpu.session.precision import decide_onednn
+    from tfcpu.topology import Topology
+
+    env = os.environ if environ is None else environ
+    value = decide_onednn(needs_onednn=False, environ=env).value
+    if value is not None:
+        return value, f"{VARIABLE}={env[VARIABLE]}"
+    topo = Topology.detect()
+    why = ", ".join(f for f in ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile") if f in topo.isa)
+    return topo.onednn_default, f"{VARIABLE} unset, TensorFlow's default on this CPU: {why or 'no VNNI/BF16/AMX'}"
+
+
+def header(environ: Mapping[str, str] | None = None) -> str:
+    """The line pytest prints at the top of a run.
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+    """
+    on, why = state(environ)
+    return f"tfcpu: oneDNN {'on' if on else 'off'} in this run ({why}); the other leg: {VARIABLE}={opposite(environ)}"
+
+
+def opposite(environ: Mapping[str, str] | None = None) -> str:
+    """``"0"`` when this run has oneDNN on, else ``"1"``: the value of the second CI leg.
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+    """
+    return "0" if state(environ)[0] else "1"
+
+
+if __name__ == "__main__":
+    print(opposite())
+    sys.exit(0)
