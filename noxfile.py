@@ -40,9 +40,9 @@ def onednn(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy over the package."""
     session.install("-e", ".", "ruff>=0.6", "mypy>=1.11")
-    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py", "scripts")
+    session.run("ruff", "check", "tfcpu", "tests", "noxfile.py", "scripts", "benchmarks")
     session.run("ruff", "format", "--check", "tfcpu")
-    session.run("mypy")
+    session.run("mypy", "--strict", "tfcpu")
 
 
 @nox.session(python=PYTHON)
