@@ -108,9 +108,10 @@ class Instance:
     def session_config(self) -> SessionConfig:
         """The `SessionConfig` of this instance (threads and env as planned)."""
         from tfcpu.session.config import MANAGED, SessionConfig
+        from tfcpu.session.precision import ONEDNN
 
         env = self.env
-        onednn = env.get("TF_ENABLE_ONEDNN_OPTS")
+        onednn = env.get(ONEDNN)
         return SessionConfig(
             intra_op=self.intra_op_threads,
             inter_op=self.inter_op_threads,
