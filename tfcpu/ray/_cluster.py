@@ -178,6 +178,8 @@ def predict(
     claim_timeout: float = 60.0,
     pin: bool = True,
     predictor_class: type[Predictor] = Predictor,
+    backend: str | None = None,
+    backend_options: dict[str, Any] | None = None,
     **map_batches_kwargs: Any,
 ) -> Any:
     """Run ``model`` over ``dataset`` with one pinned tfcpu instance per slot of every node.
@@ -202,6 +204,9 @@ def predict(
         actors: pool size (default: from `survey()`, one per slot that Ray can place).
         predictor_class: `Predictor` or a subclass of it.
         num_cpus: Ray CPUs each actor reserves (default: see `pool_size()`).
+        backend: the runner backend of every actor (``"tensorflow"`` default, ``"openvino"``: each actor
+            converts and compiles the model with its instance's threads); checked here, before Ray starts.
+        backend_options: that backend's options (see `tfcpu.Runner`).
         map_batches_kwargs: passed to ``map_batches`` (e.g. ``max_restarts=``).
 
     Returns:
@@ -224,6 +229,8 @@ def predict(
         claim_timeout=claim_timeout,
         pin=pin,
         predictor_class=predictor_class,
+        backend=backend,
+        backend_options=backend_options,
         **map_batches_kwargs,
     )[0]
 
@@ -246,9 +253,15 @@ def _map(
     claim_timeout: float,
     pin: bool,
     predictor_class: type[Predictor],
+    backend: str | None = None,
+    backend_options: dict[str, Any] | None = None,
     **map_batches_kwargs: Any,
 ) -> tuple[Any, int]:
     _check_plan_args(cores_per_instance, instances)
+    if backend is not None:
+        from tfcpu.runtime.backends._base import check_backend
+
+        check_backend(backend, where="tfcpu.ray.predict(backend=...)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PlanError("batch_size must be a positive integer", why=f"got {batch_size!r}")
     ray = _ray()
@@ -277,6 +290,8 @@ def _map(
         "lock_dir": lock_dir,
         "claim_timeout": claim_timeout,
         "pin": pin,
+        "backend": backend,
+        "backend_options": dict(backend_options or {}),
     }
     mapped = dataset.map_batches(
         predictor_class,

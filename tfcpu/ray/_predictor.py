@@ -141,6 +141,9 @@ class Predictor:
         claim_timeout: seconds to wait for a free slot before failing.
         pin: pin the actor (default). ``False`` keeps the plan's threads but no affinity and
             no slot claim — for comparisons only.
+        backend: the runner backend every actor runs the model on (``"tensorflow"`` by default,
+            ``"openvino"``): the actor's `Runner` gets it with the instance's threads.
+        backend_options: the backend's options (e.g. ``{"hint": "latency"}``), passed unchanged.
     """
 
     def __init__(
@@ -157,8 +160,16 @@ class Predictor:
         lock_dir: str | None = None,
         claim_timeout: float = 60.0,
         pin: bool = True,
+        backend: str | None = None,
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         from tfcpu.plan import InstancePlan
+        from tfcpu.runtime.backends._base import check_backend
+
+        if backend is not None:
+            check_backend(backend, where="tfcpu.ray (backend=...)")  # before a slot is claimed
+        self.backend_name = backend
+        self.backend_options = dict(backend_options or {})
         from tfcpu.ray._slots import claim_slot
         from tfcpu.topology import Topology
 
@@ -287,7 +298,13 @@ class Predictor:
         from tfcpu.runtime.runner import Runner
 
         config = self.instance.session_config()
-        runner = Runner(self.model, config, name=f"ray-instance-{self.instance.index}")
+        runner = Runner(
+            self.model,
+            config,
+            backend=self.backend_name,
+            options=self.backend_options,
+            name=f"ray-instance-{self.instance.index}",
+        )
         return runner.activate()
 
     # -- the batch function -----------------------------------------------------------------
