@@ -224,9 +224,20 @@ def _shards(model: Model, data: Any, work: Path, n: int, opts: BenchmarkOptions)
     return [DataShard("shard", opts.seed, tuple(paths), lo, hi) for lo, hi in shard_bounds(n_items, n)]
 
 
+def _backend_options(backend: str, cfg: InstanceSettings) -> tuple[tuple[str, Any], ...]:
+    """The child's backend options: an OpenVINO instance runs one stream on its own cores unless told
+    otherwise (its threads are the instance's, from the config the worker builds)."""
+    options = dict(cfg.backend_options)
+    if backend == "openvino":
+        options.setdefault("streams", 1)
+    return tuple(sorted(options.items()))
+
+
 def _spec(
     model: Model, inst: Instance, shard: DataShard, work: Path, opts: BenchmarkOptions, cfg: InstanceSettings
 ) -> WorkerSpec:
+    # an OpenVINO IR has no TF graph: it runs on its own backend unless another was named
+    backend = model.preferred_backend if cfg.backend == "tensorflow" else cfg.backend
     return WorkerSpec(
         index=inst.index,
         source=model.source,
@@ -235,9 +246,8 @@ def _spec(
         options=opts,
         data=shard,
         paths=WorkerPaths.in_dir(work, inst.index, _model_file(model)),
-        # an OpenVINO IR has no TF graph: it runs on its own backend unless another was named
-        backend=model.preferred_backend if cfg.backend == "tensorflow" else cfg.backend,
-        backend_options=cfg.backend_options,
+        backend=backend,
+        backend_options=_backend_options(backend, cfg),
         threads=cfg.threads or (inst.intra_op_threads, inst.inter_op_threads),
         cpus=tuple(inst.cpus),
         collect_outputs=cfg.collect_outputs,

@@ -11,7 +11,8 @@
 Settings (backend ``options``, all optional):
 
 * ``hint``: ``"throughput"`` (default) or ``"latency"`` → ``PERFORMANCE_HINT``;
-* ``streams``: ``NUM_STREAMS`` (default: the hint decides);
+* ``streams``: ``NUM_STREAMS`` (default: the hint decides; a multi-instance child gets 1 unless the
+  options name another number, so each pinned instance is one stream over its own cores);
 * ``threads``: ``INFERENCE_NUM_THREADS`` (default: the SessionConfig's intra-op threads, i.e. the
   instance's cores);
 * ``pinning``: ``ENABLE_CPU_PINNING`` (default: OpenVINO's, on);
@@ -343,6 +344,9 @@ class OpenVinoBackend(Backend):
             "hint": prop("PERFORMANCE_HINT"),
             "streams": prop("NUM_STREAMS"),
             "threads": prop("INFERENCE_NUM_THREADS"),
+            # what tfcpu asked for (None: OpenVINO's hint chose); a pinned instance asks 1 stream on its threads
+            "streams_asked": self.settings.streams,
+            "threads_asked": self.settings.threads,
             "requests": prop("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
             "pinning": prop("ENABLE_CPU_PINNING"),
             "devices": [str(d) for d in compiled.get_property("EXECUTION_DEVICES")],
