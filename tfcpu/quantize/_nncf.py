@@ -316,6 +316,7 @@ def quantizer_result(
         tolerance=tolerance if evaluate is not None else None,
         top1_agreement=None if agree is None else agree.top1,
         max_abs_diff=None if agree is None else agree.max_abs,
+        cosine=None if agree is None else agree.cosine,
         calibration=calibration,
         optimized=model.optimized_with is not None,
         fast_int8_hardware=fast_int8,
