@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="measure each optimisation step on ResNet-50 (or your model) and chart it",
         description="Keras predict → frozen graph with tuned threads → optimised graph → multi-instance "
-        "→ INT8 → INT8 multi-instance → BF16, each measured in the same run on synthetic data. Writes demo.json "
+        "→ INT8 → INT8 multi-instance → BF16 → OpenVINO FP32/BF16/INT8 (when openvino is installed), "
+        "each measured in the same run on synthetic data. Writes demo.json "
         "and demo.png (when matplotlib is installed) to --output.",
     )
     p.add_argument("--model", default="ResNet50", help="a tf.keras.applications name or a model path")

@@ -7,9 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tfcpu.errors import RunnerError
 from tfcpu.runtime.backends._base import BenchmarkOptions
@@ -23,11 +23,13 @@ __all__ = ["Measurement", "graph_precision", "measure", "predict_child"]
 
 @dataclass(frozen=True)
 class Measurement:
-    """What one row measured: throughput, the worst p99 batch latency, and the rounds for the spread."""
+    """What one row measured: throughput, the worst p99 batch latency, the rounds for the spread, and what
+    ran (the first instance's backend ``describe()``)."""
 
     throughput: float
     p99_ms: float
     rounds: tuple[float, ...] = ()
+    ran: dict[str, Any] = field(default_factory=dict)
 
 
 def graph_precision(model: Model) -> tuple[str, str]:
@@ -56,6 +58,7 @@ def measure(
     onednn: bool | None,
     env: tuple[tuple[str, str], ...] = (),
     tf_defaults: bool = False,
+    backend: str = "tensorflow",
 ) -> Measurement:
     """Time ``model`` as the plan's instances (strict: a failed instance raises InstanceError, cause first).
 
@@ -66,13 +69,17 @@ def measure(
         onednn: oneDNN for the children (None: the policy's decision for the graph's ops).
         env: extra environment (ITEX's settings).
         tf_defaults: let TensorFlow choose its threads (the graph baseline).
+        backend: the children's runner backend (``"openvino"`` for the OpenVINO rows).
     """
     from tfcpu.runtime.multi import InstanceSettings, run_instances
 
-    settings = InstanceSettings(onednn=onednn, env=env, threads=(0, 0) if tf_defaults else None, strict=True)
+    settings = InstanceSettings(
+        backend=backend, onednn=onednn, env=env, threads=(0, 0) if tf_defaults else None, strict=True
+    )
     res = run_instances(model, plan, options, settings=settings)
     p99 = max(i.benchmark.latency_ms.p99 for i in res.instances if i.benchmark)
-    return Measurement(res.throughput, p99, res.rounds)
+    ran = next((dict(i.benchmark.backend) for i in res.instances if i.benchmark), {})
+    return Measurement(res.throughput, p99, res.rounds, ran)
 
 
 def predict_child(path: Path, options: BenchmarkOptions, work: Path) -> Measurement:

@@ -97,6 +97,11 @@ def _prepare(run: _Run, step: Step) -> None:
                 run.notes.append(run.topo.precisions["int8"].advice)
         elif step.key == "bf16":
             run.graphs["bf16"] = bf16_graph(run.graph("optimised"), run.topo)
+        elif step.key == "openvino":
+            from tfcpu.demo._openvino import openvino_models
+
+            source = run.graphs.get("optimised") or run.graph("frozen")
+            run.graphs.update(openvino_models(source, run.topo, run.calibration_batches))
     except _Skip:
         return
     except TfcpuError as exc:
@@ -113,6 +118,9 @@ def _measure(run: _Run, step: Step) -> tuple[Measurement, str]:
         assert run.keras_path is not None
         return predict_child(run.keras_path, run.options, run.work), "fp32"
     model = run.graph(step.graph)
+    if step.backend != "tensorflow":  # labelled from what the compiled model ran (describe())
+        got = measure(model, run.plan(step.layout), run.options, onednn=None, backend=step.backend)
+        return got, str(got.ran.get("precision", "unknown"))
     precision, ops = graph_precision(model)
     if precision != step.precision:  # never time one graph under another precision's label
         raise _Skip(f"the graph holds no {step.precision.upper()} ops ({ops or 'fp32 only'})")
@@ -138,9 +146,21 @@ def _row(run: _Run, step: Step) -> DemoRow:
         log.warning("demo row %r failed: %s", step.name, exc)
         return replace(base, status="failed", note=exc.what if not exc.why else f"{exc.what}: {exc.why}")
     note = graph_precision(run.graphs[step.graph])[1] if step.graph in run.graphs else ""
+    if step.backend != "tensorflow":
+        note = _ran_note(got.ran, step.precision, precision)
     return replace(
         base, throughput=got.throughput, p99_ms=got.p99_ms, precision=precision, rounds=got.rounds, note=note
     )
+
+
+def _ran_note(ran: dict[str, Any], asked: str, precision: str) -> str:
+    """What an OpenVINO row's compiled model ran: its layers by precision, streams and threads."""
+    layers = ran.get("compute_layers") or {}
+    text = ", ".join(f"{count} {key}" for key, count in sorted(layers.items()))
+    note = f"{text}; {ran.get('streams', '?')} stream(s), {ran.get('threads', '?')} thread(s)"
+    if precision != asked:
+        note = f"asked {asked}, ran {precision}: {note}"
+    return note
 
 
 def run_demo(

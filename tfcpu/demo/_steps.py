@@ -40,7 +40,9 @@ class Step:
             ``"defaults"`` (one instance, TensorFlow's own threads).
         onednn: oneDNN in the row's children (None = the policy's decision for the graph).
         itex: the row runs under ITEX's settings.
-        precision: the precision the row's graph must hold (read from its ops), else it is skipped.
+        precision: the precision the row's graph must hold (read from its ops, or for OpenVINO from
+            the compiled model), else it is skipped (OpenVINO: labelled with what ran, and said in the note).
+        backend: the runner backend of the row's children.
         when: ``"always"``, ``"keras"`` (a Keras model was given), ``"graph"`` (a graph file was
             given) or ``"itex"`` (ITEX is installed).
     """
@@ -56,6 +58,7 @@ class Step:
     itex: bool = False
     precision: str = "fp32"
     when: str = "always"
+    backend: str = "tensorflow"
 
 
 def demo_steps(n_multi: int) -> tuple[Step, ...]:
@@ -135,6 +138,33 @@ def demo_steps(n_multi: int) -> tuple[Step, ...]:
             graph="optimised",
             itex=True,
             when="itex",
+        ),
+        Step("openvino", "preparing the OpenVINO models (NNCF INT8, synthetic calibration)", kind="prepare"),
+        Step(
+            "ov-fp32-row",
+            "OpenVINO FP32",
+            name="OpenVINO FP32",
+            description="optimised graph on OpenVINO, pinned",
+            graph="ov-fp32",
+            backend="openvino",
+        ),
+        Step(
+            "ov-bf16-row",
+            "OpenVINO BF16",
+            name="OpenVINO BF16",
+            description="OpenVINO BF16 inference precision, pinned",
+            graph="ov-bf16",
+            backend="openvino",
+            precision="bf16",
+        ),
+        Step(
+            "ov-int8-row",
+            "OpenVINO INT8",
+            name="OpenVINO INT8",
+            description="NNCF INT8 on OpenVINO, pinned",
+            graph="ov-int8",
+            backend="openvino",
+            precision="int8",
         ),
     )
 
