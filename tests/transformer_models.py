@@ -120,6 +120,7 @@ def bert(layers: int = 2, width: int = 64, heads: int = 4, seed: int = 0, max_se
         hidden_dim=width,
         intermediate_dim=4 * width,
         max_sequence_length=max_sequence,
+        num_segments=8,  # tfcpu's random check feeds small ints (0..7) to every int input
     )
     randomise(backbone, seed)
     # tfcpu.load calls a model with a list of inputs; the backbone takes a dict: wrap it.

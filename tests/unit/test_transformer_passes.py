@@ -1,0 +1,166 @@
+"""The transformer passes on tiny graphs built in code, checked against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_graph_builders import graph_def_of, tf, v1
+
+from tfcpu.graph._execute import run_graph
+from tfcpu.graph._graphdef import const_array
+from tfcpu.graph.passes import PassContext, run_pass
+from tfcpu.graph.passes.projections_to_matmul import _NoMatch, parse_projection
+
+
+def ops(graph_def):
+    return [n.op for n in graph_def.node]
+
+
+def nodes(graph_def):
+    return {n.name: n for n in graph_def.node}
+
+
+def _einsum_graph(equation: str, x_shape, w, bias=None):
+    def build() -> None:
+        x = v1.placeholder(tf.float32, x_shape, name="x")
+        y = tf.raw_ops.Einsum(inputs=[x, tf.constant(w, name="w")], equation=equation, name="proj")
+        if bias is not None:
+            y = tf.raw_ops.AddV2(x=y, y=tf.constant(bias, name="b"), name="bias")
+        tf.identity(y, name="out")
+
+    return graph_def_of(build)
+
+
+@pytest.mark.parametrize(
+    ("equation", "x_shape", "w_shape", "bias_shape", "feed_shape"),
+    [
+        ("abc,cde->abde", [None, None, 8], (8, 4, 2), (4, 2), (3, 5, 8)),  # q/k/v of MultiHeadAttention
+        ("abcd,cde->abe", [None, None, 4, 2], (4, 2, 8), (8,), (3, 5, 4, 2)),  # its output projection
+        ("abc,cd->abd", [None, 5, 8], (8, 6), None, (3, 5, 8)),  # a Dense on 3-D, one unknown dim
+        ("abc,dc->abd", [None, None, 8], (6, 8), None, (2, 7, 8)),  # the weight stored transposed
+    ],
+)
+def test_einsum_projection_becomes_matmul_and_computes_the_same(equation, x_shape, w_shape, bias_shape, feed_shape):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    bias = None if bias_shape is None else rng.standard_normal(bias_shape).astype(np.float32)
+    graph = _einsum_graph(equation, x_shape, w, bias)
+    new, report = run_pass("projections_to_matmul", graph, PassContext(("x",), ("out",)))
+    assert "Einsum" not in ops(new) and ops(new).count("MatMul") == 1, ops(new)
+    assert len(report.changed) == 1 and not report.skipped
+    if bias is not None:
+        assert "BiasAdd" in ops(new) and "AddV2" not in ops(new)  # the bias moved before the reshape
+    x = rng.standard_normal(feed_shape).astype(np.float32)
+    want = np.einsum(equation, x.astype(np.float64), w.astype(np.float64))
+    if bias is not None:
+        want = want + bias
+    (got,) = run_graph(new, {"x:0": x}, ["out:0"], grappler=False)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    weight = const_array(nodes(new)[next(n for n in new.node if n.op == "MatMul").input[1]])
+    assert weight.ndim == 2
+
+
+@pytest.mark.parametrize("adj_y", [False, True])
+def test_batch_matmul_with_a_constant_weight_becomes_matmul(adj_y):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((6, 8) if adj_y else (8, 6)).astype(np.float32)
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, None, 8], name="x")
+        y = tf.raw_ops.BatchMatMulV2(x=x, y=tf.constant(w), adj_y=adj_y, name="proj")
+        tf.identity(y, name="out")
+
+    new, _ = run_pass("projections_to_matmul", graph_def_of(build), PassContext(("x",), ("out",)))
+    assert "BatchMatMulV2" not in ops(new) and "MatMul" in ops(new)
+    x = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    (got,) = run_graph(new, {"x:0": x}, ["out:0"], grappler=False)
+    np.testing.assert_allclose(got, x @ (w.T if adj_y else w), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_product_of_two_activations_is_left_alone():
+    def build() -> None:
+        q = v1.placeholder(tf.float32, [None, 4, 2, 8], name="q")
+        k = v1.placeholder(tf.float32, [None, 4, 2, 8], name="k")
+        tf.identity(tf.raw_ops.Einsum(inputs=[q, k], equation="BTNH,BSNH->BNTS"), name="out")
+
+    new, report = run_pass("projections_to_matmul", graph_def_of(build), PassContext(("q", "k"), ("out",)))
+    assert "Einsum" in ops(new) and not report.changed
+
+
+@pytest.mark.parametrize(
+    ("equation", "why"),
+    [("abc,acd->abd", "batch letter"), ("abc,cde->adbe", "free letters"), ("abc,bde->acde", "trailing")],
+)
+def test_non_projection_equations_are_refused_with_the_reason(equation, why):
+    assert parse_projection("abc,bcd->ad", 3, (2, 3, 4)).contracted == 6  # two trailing axes contracted: fine
+    with pytest.raises(_NoMatch, match=why):
+        parse_projection(equation, 3, (2, 3, 4))
+
+
+def test_shape_arithmetic_on_known_dims_folds_and_keeps_minus_one_for_the_batch():
+    """x[?, 6, 8] -> Shape -> GatherV2([1, 2]) -> Prod and GatherV2(0) -> Pack -> Reshape(x): [-1, 48]."""
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, 6, 8], name="x")
+        shape = tf.shape(x, name="shape")
+        inner = tf.raw_ops.Prod(input=tf.gather(shape, [1, 2], name="inner_dims"), axis=[0], name="inner")
+        batch = tf.raw_ops.StridedSlice(input=shape, begin=[0], end=[1], strides=[1], shrink_axis_mask=1, name="b")
+        width = tf.raw_ops.StridedSlice(input=shape, begin=[2], end=[3], strides=[1], shrink_axis_mask=1, name="w")
+        flat = tf.reshape(x, tf.stack([batch, inner], name="target"), name="flat")
+        tf.identity(flat * tf.cast(width, tf.float32), name="out")
+
+    graph = graph_def_of(build)
+    new, report = run_pass("fold_shape_arithmetic", graph, PassContext(("x",), ("out",)))
+    by = nodes(new)
+    for op in ("Shape", "StridedSlice", "GatherV2", "Prod", "Pack"):
+        assert op not in ops(new), ops(new)
+    assert const_array(by["Cast"]).tolist() == 8  # the width (known dims only) became a constant
+    target = by[by["flat"].input[1]]
+    assert target.op == "Const" and const_array(target).tolist() == [-1, 48]
+    assert "Shape" not in ops(new) and report.changed
+    x = np.random.default_rng(2).standard_normal((3, 6, 8)).astype(np.float32)
+    (got,) = run_graph(new, {"x:0": x}, ["out:0"], grappler=False)
+    np.testing.assert_allclose(got, x.reshape(3, 48) * 8, rtol=1e-6)
+
+
+def test_shape_of_two_unknown_dims_stays_and_is_reported():
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, None, 8], name="x")
+        lead = tf.shape(x)[:2]
+        y = tf.reshape(tf.reshape(x, [-1, 8]) * 2.0, tf.concat([lead, [8]], 0, name="target"), name="back")
+        tf.identity(y, name="out")
+
+    new, report = run_pass("fold_shape_arithmetic", graph_def_of(build), PassContext(("x",), ("out",)))
+    assert "Shape" in ops(new)
+    assert any("2 run-time dims" in s.reason for s in report.skipped)
+    x = np.ones((2, 3, 8), np.float32)
+    (got,) = run_graph(new, {"x:0": x}, ["out:0"], grappler=False)
+    np.testing.assert_array_equal(got, 2 * x)
+
+
+def test_identity_transpose_is_removed():
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, 4, 8], name="x")
+        tf.identity(tf.transpose(x, [0, 1, 2], name="t") + 1.0, name="out")
+
+    new, _ = run_pass("fold_shape_arithmetic", graph_def_of(build), PassContext(("x",), ("out",)))
+    assert "Transpose" not in ops(new)
+
+
+def test_fold_constants_already_folds_reshapes_and_transposes_of_weights():
+    """The attention's weight reshapes/transposes (W -> Reshape -> Transpose -> MatMul) become one Const."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((4, 2, 8)).astype(np.float32)
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, 8], name="x")
+        w2 = tf.transpose(tf.reshape(tf.constant(w), [8, 8], name="w_reshape"), [1, 0], name="w_transpose")
+        tf.identity(tf.matmul(x, w2, name="mm"), name="out")
+
+    new, report = run_pass("fold_constants", graph_def_of(build), PassContext(("x",), ("out",)))
+    assert "Transpose" not in ops(new) and "Reshape" not in ops(new)
+    weight = nodes(new)[nodes(new)["mm"].input[1]]
+    assert weight.op == "Const"
+    np.testing.assert_array_equal(const_array(weight), w.reshape(8, 8).T)
+    assert report.changed
