@@ -73,6 +73,8 @@ def test_batch_matmul_with_a_constant_weight_becomes_matmul(adj_y):
 
     new, _ = run_pass("projections_to_matmul", graph_def_of(build), PassContext(("x",), ("out",)))
     assert "BatchMatMulV2" not in ops(new) and "MatMul" in ops(new)
+    assert "equation" not in nodes(new)["proj"].attr  # the reused node carries only Reshape's attributes
+    assert set(nodes(new)["proj"].attr) == {"T", "Tshape"}
     x = rng.standard_normal((2, 3, 8)).astype(np.float32)
     (got,) = run_graph(new, {"x:0": x}, ["out:0"], grappler=False)
     np.testing.assert_allclose(got, x @ (w.T if adj_y else w), rtol=1e-5, atol=1e-5)

@@ -203,6 +203,7 @@ def _rewrite(graph_def: Any, node: Any, proj: Projection, w2: Any, index: GraphI
     lead = None if x_shape is None else x_shape[: proj.free]
     dtype = node.attr["T"].type
     base = node.name
+    label = node.attr["equation"].s.decode() if node.op == "Einsum" else node.op  # read before the node is reused
     w_name = unique_name(names, f"{base}/weight_2d")
     names.add(w_name)
     make_const(graph_def, w_name, w2, device=node.device)
@@ -237,7 +238,7 @@ def _rewrite(graph_def: Any, node: Any, proj: Projection, w2: Any, index: GraphI
     target.input.extend([product, shape_name, *controls])
     target.attr["T"].type = dtype
     target.attr["Tshape"].type = 3
-    return f"{base} ({node.attr['equation'].s.decode() or node.op}){note} -> MatMul{' + BiasAdd' if note else ''}"
+    return f"{base} ({label}){note} -> MatMul{' + BiasAdd' if note else ''}"
 
 
 @register_pass(
