@@ -107,7 +107,7 @@ def _tf_runner(path: str) -> Any:
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
     session = tf.compat.v1.Session(graph=graph)
-    output = [op.outputs[0] for op in graph.get_operations() if op.name == "Identity"][0]
+    output = next(op.outputs[0] for op in graph.get_operations() if op.name == "Identity")
     return lambda feeds: session.run(output, feed_dict=feeds)
 
 
@@ -135,7 +135,7 @@ def child(path: str, batch: int, seq: int, duration: float, out: str) -> int:
         run(big)
         count += 1
     throughput = count * batch / (time.perf_counter() - start)
-    latencies = []
+    latencies: list[float] = []
     start = time.perf_counter()
     while time.perf_counter() - start < duration / 2 or len(latencies) < 5:
         t = time.perf_counter()
@@ -191,10 +191,12 @@ def _table(samples: dict[str, list[dict[str, float]]], notes: dict[str, str], ar
     from rich.table import Table
 
     base = summarise([s["throughput"] for s in samples["TF FP32 as loaded"]])[0] or 0.0
-    table = Table(title=f"Keras 3 encoder, {args.layers} layers x {args.width}, batch {args.batch_size} x seq {args.seq}")
+    table = Table(
+        title=f"Keras 3 encoder, {args.layers} layers x {args.width}, batch {args.batch_size} x seq {args.seq}"
+    )
     for col in ("path", "median seq/s", "vs TF FP32", "p99 ms (batch 1)", "note"):
         table.add_column(col)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in PATHS:
         if not samples[name]:
             rows.append({"path": name, "note": notes.get(name, "not run")})

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import transformer_models as tm  # noqa: E402
+import transformer_models as tm
 
-from tfcpu.graph._execute import run_graph  # noqa: E402
-from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs  # noqa: E402
-from tfcpu.graph.optimizer import GraphOptimizer  # noqa: E402
-from tfcpu.graph.passes._shapes import infer, key  # noqa: E402
+from tfcpu.graph._execute import run_graph
+from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs
+from tfcpu.graph.optimizer import GraphOptimizer
+from tfcpu.graph.passes._shapes import infer, key
 
 
 def constant_weight_projections(graph_def: Any) -> list[str]:

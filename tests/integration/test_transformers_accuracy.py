@@ -38,7 +38,9 @@ def _train() -> tuple[Any, Any, Any, Any, Any]:
     h = keras.layers.LayerNormalization()(h + keras.layers.Dense(32)(m))
     logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling1D()(h))
     net = keras.Model(tokens, logits)
-    net.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     net.fit(x_train, y_train, epochs=25, batch_size=32, verbose=0)
     return net, x_train, x_test, y_train, y_test
 

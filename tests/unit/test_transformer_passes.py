@@ -248,5 +248,5 @@ def test_a_chain_that_is_not_a_gelu_is_left_alone_and_reported():
         y = tf.nn.bias_add(tf.matmul(x, tf.ones([8, 4])), tf.ones([4]))
         tf.identity(0.5 * y * (1.0 + tf.math.erf(y * 0.9)), name="out")  # wrong constant: not a GELU
 
-    new, report = run_pass("fuse_matmul_gelu", graph_def_of(build), PassContext(("x",), ("out",)))
+    _new, report = run_pass("fuse_matmul_gelu", graph_def_of(build), PassContext(("x",), ("out",)))
     assert not report.changed and report.skipped and "neither" in report.skipped[0].reason

@@ -71,13 +71,13 @@ def _scalar(index: GraphIndex, text: str) -> float | None:
 def _apply(op: str, args: list[Any]) -> Any:
     import numpy as np
 
-    unary = {"Neg": np.negative, "Tanh": np.tanh, "Square": np.square, "Erf": np.vectorize(math.erf),
+    unary: dict[str, Any] = {"Neg": np.negative, "Tanh": np.tanh, "Square": np.square, "Erf": np.vectorize(math.erf),
              "Erfc": np.vectorize(math.erfc)}  # fmt: skip
     if op in unary:
         return unary[op](args[0])
     a, b = args
-    binary = {"Mul": np.multiply, "Add": np.add, "AddV2": np.add, "Sub": np.subtract, "RealDiv": np.divide,
-              "Pow": np.power}  # fmt: skip
+    binary: dict[str, Any] = {"Mul": np.multiply, "Add": np.add, "AddV2": np.add, "Sub": np.subtract,
+                              "RealDiv": np.divide, "Pow": np.power}  # fmt: skip
     return binary[op](a, b)
 
 
@@ -120,7 +120,7 @@ def _chain(index: GraphIndex, source: str, ctx: PassContext) -> tuple[list[Any],
 
 
 def _identify(index: GraphIndex, source: str, order: list[Any], sink: Any) -> str | None:
-    """"exact", "tanh" or None: what function of ``source`` the chain computes."""
+    """ "exact", "tanh" or None: what function of ``source`` the chain computes."""
     import numpy as np
 
     grid = np.linspace(-6.0, 6.0, 241)
@@ -226,7 +226,13 @@ def _sink_bias(graph_def: Any, static: dict[str, Static], ctx: PassContext, out:
 
 
 def _move_reshape_after(
-    graph_def: Any, index: GraphIndex, order: list[Any], sink: Any, bias_add: Any, reshape: Any, ctx: PassContext,
+    graph_def: Any,
+    index: GraphIndex,
+    order: list[Any],
+    sink: Any,
+    bias_add: Any,
+    reshape: Any,
+    ctx: PassContext,
     out: Outcome,
 ) -> None:
     """Keep the (tf.nn.gelu) chain and its names; read the BiasAdd, reshape after the sink."""
@@ -250,7 +256,12 @@ def _move_reshape_after(
 
 
 def _respell_exact(
-    graph_def: Any, names: set[str], order: list[Any], sink: Any, bias_add: Any, reshape: Any | None,
+    graph_def: Any,
+    names: set[str],
+    order: list[Any],
+    sink: Any,
+    bias_add: Any,
+    reshape: Any | None,
     static: dict[str, Static],
 ) -> None:
     """Replace the chain by the remapper's exact-GELU pattern on the BiasAdd; the sink keeps its name."""

@@ -105,7 +105,9 @@ def _projection(node: Any, index: GraphIndex, static: dict[str, Static]) -> tupl
         raise _NoMatch(f"weights have dtype {weights.dtype}")
     x_shape = static.get(key(ins[0]), Static(None, 0)).shape
     if node.op == "Einsum":
-        proj = parse_projection(node.attr["equation"].s.decode(), None if x_shape is None else len(x_shape), weights.shape)
+        proj = parse_projection(
+            node.attr["equation"].s.decode(), None if x_shape is None else len(x_shape), weights.shape
+        )
     else:
         if node.attr["adj_x"].b:
             raise _NoMatch("adj_x is set")
