@@ -162,3 +162,33 @@ def feeds(model: Any, batch: int = 2, seq: int = 16, seed: int = 0) -> dict[str,
         else:
             out[name] = rng.integers(0, VOCAB, (batch, seq)).astype(spec.dtype)
     return out
+
+
+def runtime_ops(graph_def: Any, outputs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """(op, fused_ops) of every node after Grappler with all nodes on the CPU: what the runtime executes."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    work = type(graph_def)()
+    work.CopyFrom(graph_def)
+    for node in work.node:
+        node.device = "/device:CPU:0"
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(work, name="")
+        meta = tf.compat.v1.train.export_meta_graph(graph=graph)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend(outputs)
+    meta.collection_def["train_op"].CopyFrom(fetch)
+    config = config_pb2.ConfigProto()
+    config.graph_options.rewrite_options.min_graph_nodes = -1
+    optimised = tf_optimizer.OptimizeGraph(config, meta)
+    return [(n.op, tuple(s.decode() for s in n.attr["fused_ops"].list.s)) for n in optimised.node]
+
+
+def onednn_on() -> bool:
+    """Whether this TensorFlow process runs oneDNN (TF_ENABLE_ONEDNN_OPTS or the CPU's default)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

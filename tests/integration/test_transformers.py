@@ -94,6 +94,10 @@ def test_family_optimises_exactly_with_projections_as_matmul(family):
     assert ops["MatMul"] >= 4 * 2 + 2 * 2  # q/k/v/o and the MLP of 2 layers at least
     for rep in ("projections_to_matmul", "fold_shape_arithmetic"):
         assert result.report(rep).changed, rep
+    gelu = {"keras3": "GeluExact", "tf_keras": "GeluApproximate", "vit": "GeluExact"}.get(family)
+    if gelu and tm.onednn_on():  # what the runtime runs: Grappler fuses MatMul + BiasAdd + GELU (oneDNN only)
+        fused = tm.runtime_ops(new.graph_def, [o.split(":")[0] for o in new.output_names])
+        assert fused.count(("_FusedMatMul", ("BiasAdd", gelu))) == 2, fused
 
 
 @pytest.mark.slow

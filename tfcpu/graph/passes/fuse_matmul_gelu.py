@@ -12,10 +12,10 @@ Mul(y, 1/sqrt 2)), 1), 1/2), y)`` for the exact form (Keras 3 writes ``0.5 y erf
 which it does not match), and, for the tanh form, the nodes ``tf.nn.gelu(approximate=True)``
 writes *in its "Gelu" name scope* (measured on TF 2.21: the same ops under other names, or
 re-spelled by hand, are not fused, so this pass keeps that chain and its names and only moves
-the Reshape; after that move TF 2.21 fuses MatMul + BiasAdd but, measured, still not the tanh
-GELU of a 3-D Dense: an open point). A Dense on a 3-D input puts a Reshape between the MatMul and its bias, which
-stops both. The fused op itself is not emitted:
-INC's INT8 rewrite and the oneDNN-off runtime both need the plain ops.
+the Reshape; measured, the tanh fusion then also needs the BiasAdd's name to sort before the
+GELU's nodes, as Keras layer names do: the tf_keras encoder's 2 tanh GELUs fuse). A Dense on a
+3-D input puts a Reshape between the MatMul and its bias, which stops both. The fused op itself
+is not emitted: INC's INT8 rewrite and the oneDNN-off runtime both need the plain ops.
 
 Maths: (1) a bias over the last axis commutes with a Reshape that keeps the last axis:
 ``Reshape(z, s) + b = Reshape(z + b, s)`` when ``s[-1] = z.shape[-1] = len(b)``; (2) a GELU is an
