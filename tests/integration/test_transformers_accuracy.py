@@ -41,7 +41,7 @@ def _train() -> tuple[Any, Any, Any, Any, Any]:
     net.compile(
         optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    net.fit(x_train, y_train, epochs=25, batch_size=32, verbose=0)
+    net.fit(x_train, y_train, epochs=40, batch_size=32, verbose=0)
     return net, x_train, x_test, y_train, y_test
 
 
