@@ -44,11 +44,11 @@ def randomise(model: Any, seed: int = 0) -> Any:
 
 def _block3(keras: Any, x: Any, mask: Any, width: int, heads: int, approximate: bool) -> Any:
     attn = keras.layers.MultiHeadAttention(heads, width // heads)(x, x, attention_mask=mask)
-    x = keras.layers.LayerNormalization(epsilon=1e-6)(x + attn)
+    x = keras.layers.LayerNormalization()(x + attn)  # Keras's default epsilon 1e-3 (what the runtime fuses)
     h = keras.layers.Dense(4 * width)(x)
     h = keras.layers.Activation(lambda t: keras.activations.gelu(t, approximate=approximate))(h)
     h = keras.layers.Dense(width)(h)
-    return keras.layers.LayerNormalization(epsilon=1e-6)(x + h)
+    return keras.layers.LayerNormalization(epsilon=1e-6)(x + h)  # a BERT-like epsilon: left as written
 
 
 def keras3_encoder(layers: int = 2, width: int = 64, heads: int = 4, classes: int = 3, seed: int = 0) -> Any:

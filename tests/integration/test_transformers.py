@@ -92,12 +92,20 @@ def test_family_optimises_exactly_with_projections_as_matmul(family):
     assert _rel_error(model, new, tm.feeds(model, batch=3, seq=16)) <= 1e-4
     ops = new.op_counts()
     assert ops["MatMul"] >= 4 * 2 + 2 * 2  # q/k/v/o and the MLP of 2 layers at least
+    # What the runtime executes (Grappler on, so fused ops) agrees too. (Not against the exact maths:
+    # TF's own fusion of tf_keras's epsilon-1e-6 LayerNorms uses epsilon 1e-3, in the original as well.)
+    runtime = run_graph(new.graph_def, tm.feeds(model, batch=3, seq=16), new.output_names)
+    before = run_graph(model.graph_def, tm.feeds(model, batch=3, seq=16), model.output_names)
+    for a, b in zip(before, runtime, strict=True):
+        assert float(np.abs(a - b).max() / np.abs(a).max()) <= 1e-4
     for rep in ("projections_to_matmul", "fold_shape_arithmetic"):
         assert result.report(rep).changed, rep
     gelu = {"keras3": "GeluExact", "tf_keras": "GeluApproximate", "vit": "GeluExact"}.get(family)
     if gelu and tm.onednn_on():  # what the runtime runs: Grappler fuses MatMul + BiasAdd + GELU (oneDNN only)
         fused = tm.runtime_ops(new.graph_def, [o.split(":")[0] for o in new.output_names])
         assert fused.count(("_FusedMatMul", ("BiasAdd", gelu))) == 2, fused
+        if family != "tf_keras":  # 1 LayerNorm per block has Keras's epsilon 1e-3: fused (tf_keras's: all 4)
+            assert fused.count(("_MklLayerNorm", ())) == 2, fused
 
 
 @pytest.mark.slow

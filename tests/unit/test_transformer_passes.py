@@ -241,3 +241,48 @@ def test_a_chain_that_is_not_a_gelu_is_left_alone_and_reported():
 
     _new, report = run_pass("fuse_matmul_gelu", graph_def_of(build), PassContext(("x",), ("out",)))
     assert not report.changed and report.skipped and "neither" in report.skipped[0].reason
+
+
+def _keras3_layer_norm(epsilon: float):
+    """A Keras 3 LayerNormalization frozen and constant-folded: Mean/SquaredDifference/Rsqrt/Neg/Mul chains."""
+    import keras
+
+    import tfcpu
+    from tfcpu.graph.optimizer import GraphOptimizer
+
+    rng = np.random.default_rng(6)
+    layer = keras.layers.LayerNormalization(epsilon=epsilon)
+    net = keras.Sequential([keras.Input((None, 32), name="x"), layer])
+    layer.gamma.assign((1 + 0.2 * rng.standard_normal(32)).astype("float32"))
+    layer.beta.assign((0.1 * rng.standard_normal(32)).astype("float32"))
+    model = tfcpu.load(net)
+    graph = GraphOptimizer().remove_nodes().fold_constants().run(model, check=False).model.graph_def
+    return model, graph, layer.gamma.numpy(), layer.beta.numpy()
+
+
+def test_keras3_layer_norm_is_respelled_exactly_and_fused_by_the_runtime():
+    model, graph, gamma, beta = _keras3_layer_norm(1e-3)
+    outputs = tuple(o.split(":")[0] for o in model.output_names)
+    new, report = run_pass("fuse_layer_norm", graph, PassContext(("x",), outputs))
+    assert len(report.changed) == 1 and "Neg" not in ops(new) and "Sub" in ops(new)
+    x = (2 * np.random.default_rng(7).standard_normal((2, 5, 32)) + 1).astype(np.float32)
+    mu = x.mean(-1, keepdims=True)
+    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-3) * gamma + beta
+    (before,) = run_graph(graph, {"x:0": x}, model.output_names, grappler=False)
+    (after,) = run_graph(new, {"x:0": x}, model.output_names, grappler=False)
+    np.testing.assert_array_equal(after, before)  # the same IEEE operations: bit for bit
+    (runtime,) = run_graph(new, {"x:0": x}, model.output_names, grappler=True)  # fused under oneDNN
+    np.testing.assert_allclose(runtime, want, rtol=1e-5, atol=1e-5)
+    fused = runtime_ops(new, list(outputs))
+    if _onednn_on():
+        assert ("_MklLayerNorm", ()) in fused and ("_MklLayerNorm", ()) not in runtime_ops(graph, list(outputs))
+    else:
+        assert ("_MklLayerNorm", ()) not in fused
+
+
+def test_layer_norm_with_another_epsilon_is_left_alone_with_the_reason():
+    model, graph, _gamma, _beta = _keras3_layer_norm(1e-6)
+    outputs = tuple(o.split(":")[0] for o in model.output_names)
+    new, report = run_pass("fuse_layer_norm", graph, PassContext(("x",), outputs))
+    assert not report.changed and "Neg" in ops(new)
+    assert "epsilon" in report.skipped[0].reason

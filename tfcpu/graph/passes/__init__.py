@@ -17,6 +17,7 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     fold_old_batch_norms,
     fold_pad_into_conv,
     fold_shape_arithmetic,
+    fuse_layer_norm,
     fuse_matmul_gelu,
     merge_duplicate_constants,
     projections_to_matmul,
