@@ -13,8 +13,8 @@ kernel runs it), so a frozen graph must not name it. Its Grappler remapper rewri
 which it does not match (measured: 0 of 4 LayerNorms of the Keras 3 encoder fuse, 4 of 4 after
 this pass). Measured too: the fused op computes with epsilon 1e-3 whatever the graph's epsilon
 is (a LayerNorm with epsilon 1e-6 fused this way is off by ~1e-3 relative), so only
-LayerNorms with Keras's default epsilon 1e-3 are rewritten. The pass rewrites them into ``AddV2(Mul(x, m), Sub(beta, Mul(mean, m)))``, stores
-gamma/beta of shape ``[1, .., 1, C]`` as ``[C]`` and the reduction axis ``-1`` as ``rank - 1``.
+LayerNorms with Keras's default epsilon 1e-3 are rewritten. The pass rewrites them into
+``AddV2(Mul(x, m), Sub(beta, Mul(mean, m)))``, stores gamma/beta of shape ``[1, .., 1, C]`` as ``[C]`` and the reduction axis ``-1`` as ``rank - 1``.
 
 Maths: ``(-a) * b = -(a * b)`` and ``-(ab) + beta = beta - ab`` hold exactly in IEEE arithmetic
 (negation is exact, addition commutes), broadcasting ``[C]`` against ``[..., C]`` equals
@@ -113,15 +113,15 @@ def _match(index: GraphIndex, rsqrt: Any) -> dict[str, Any]:
     if len(neg_side) != 1 or len(x_side) != 1:
         raise _NoMatch("not x * m and Neg(mean) * m")
     neg = index.producer(_other(neg_side[0], scale.name))
-    if parse_input(data_inputs(neg)[0]).node != mean.name:
+    if neg is None or parse_input(data_inputs(neg)[0]).node != mean.name:
         raise _NoMatch("Neg does not read the mean")
     add_1 = _one(index, neg_side[0].name, "AddV2")
     beta = _vector(index, _other(add_1, neg_side[0].name), "beta")
     out = _one(index, add_1.name, "AddV2")
     if parse_input(_other(out, add_1.name)).node != x_side[0].name:
         raise _NoMatch("the last AddV2 does not add x * m")
-    return {"rsqrt": rsqrt.name, "x": x, "mean": mean, "variance": variance, "scale": scale, "x_m": x_side[0], "out": out,
-            "gamma": gamma, "beta": beta, "dead": [neg.name, neg_side[0].name, add_1.name]}  # fmt: skip
+    return {"rsqrt": rsqrt.name, "x": x, "mean": mean, "variance": variance, "scale": scale, "x_m": x_side[0],
+            "out": out, "gamma": gamma, "beta": beta, "dead": [neg.name, neg_side[0].name, add_1.name]}  # fmt: skip
 
 
 def _positive_axes(graph_def: Any, index: GraphIndex, m: dict[str, Any], rank: int, name: str) -> None:
