@@ -14,7 +14,8 @@ which it does not match (measured: 0 of 4 LayerNorms of the Keras 3 encoder fuse
 this pass). Measured too: the fused op computes with epsilon 1e-3 whatever the graph's epsilon
 is (a LayerNorm with epsilon 1e-6 fused this way is off by ~1e-3 relative), so only
 LayerNorms with Keras's default epsilon 1e-3 are rewritten. The pass rewrites them into
-``AddV2(Mul(x, m), Sub(beta, Mul(mean, m)))``, stores gamma/beta of shape ``[1, .., 1, C]`` as ``[C]`` and the reduction axis ``-1`` as ``rank - 1``.
+``AddV2(Mul(x, m), Sub(beta, Mul(mean, m)))``, stores gamma/beta of shape ``[1, .., 1, C]`` as
+``[C]`` and the reduction axis ``-1`` as ``rank - 1``.
 
 Maths: ``(-a) * b = -(a * b)`` and ``-(ab) + beta = beta - ab`` hold exactly in IEEE arithmetic
 (negation is exact, addition commutes), broadcasting ``[C]`` against ``[..., C]`` equals
