@@ -51,3 +51,17 @@ def test_flops_grow_with_the_batch():
     small = matmul_flops(_graph(), {"x": (1, 5, 8)})
     big = matmul_flops(_graph(), {"x": (4, 5, 8)})
     assert big.total == 4 * small.total
+
+
+def test_convolutions_count_only_when_asked():
+    rng = np.random.default_rng(1)
+
+    def build() -> None:
+        x = v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+        y = tf.nn.conv2d(x, tf.constant(rng.standard_normal((3, 3, 3, 4)), tf.float32), 1, "SAME", name="conv")
+        tf.identity(tf.matmul(tf.reshape(y, [-1, 256]), tf.ones([256, 2])), name="out")
+
+    graph = graph_def_of(build)
+    assert [r.op for r in matmul_flops(graph, {"x": (1, 8, 8, 3)}).rows] == ["MatMul"]
+    with_conv = matmul_flops(graph, {"x": (1, 8, 8, 3)}, include_conv=True)
+    assert {r.op: r.flops for r in with_conv.rows} == {"Conv2D": 2 * 8 * 8 * 4 * 27, "MatMul": 2 * 2 * 256}

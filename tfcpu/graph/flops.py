@@ -7,8 +7,8 @@ sequence 128), lets TensorFlow's shape inference propagate it, and counts per no
   ``2 * prod(output shape) * K`` with ``K`` the contracted length of input 0 (its last axis, or
   the one before when ``transpose_a``/``adj_x`` is set);
 * ``Einsum``: ``2 * prod(output shape) * prod(contracted dimensions)`` read off the equation;
-* ``Conv2D``-like (type contains ``Conv2D``): ``2 * prod(output shape) * kh * kw * cin`` (with
-  the filter's shape; depthwise: ``kh * kw``).
+* ``Conv2D``-like (type contains ``Conv2D``, only with ``include_conv=True``):
+  ``2 * prod(output shape) * kh * kw * cin`` (with the filter's shape; depthwise: ``kh * kw``).
 
 A node is *quantised* when its op type contains ``Quantized`` (INC's ``_QuantizedMatMul``,
 ``_QuantizedBatchMatMul``, ``_FusedQuantizedConv2D``...). :class:`FlopShare` says how much of
@@ -121,17 +121,18 @@ def _node_flops(node: Any, static: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _counted(op: str) -> bool:
-    return op == "Einsum" or "MatMul" in op or "Conv2D" in op
+def _counted(op: str, include_conv: bool) -> bool:
+    return op == "Einsum" or "MatMul" in op or (include_conv and "Conv2D" in op)
 
 
-def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]]) -> FlopShare:
-    """FLOPs of ``graph_def``'s MatMul/Einsum/Conv ops with inputs of ``shapes`` (``{"ids:0": (8, 128)}``).
+def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]], *, include_conv: bool = False) -> FlopShare:
+    """FLOPs of ``graph_def``'s MatMul/Einsum (and Conv) ops with inputs of ``shapes`` (``{"ids:0": (8, 128)}``).
 
     Args:
         graph_def: a frozen GraphDef (FP32, BF16 or INT8).
         shapes: concrete shape per input tensor (``"node"`` or ``"node:0"``); every Placeholder
             not named keeps its own (possibly partial) shape.
+        include_conv: count ``Conv2D``-like ops too (off: the share of MatMul/Einsum FLOPs).
     """
     from tfcpu.graph.passes._shapes import infer
 
@@ -148,7 +149,7 @@ def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]]) -> FlopSha
     static = infer(fixed)
     rows: dict[str, list[int]] = {}
     for node in fixed.node:
-        if not _counted(node.op):
+        if not _counted(node.op, include_conv):
             continue
         flops = _node_flops(node, static)
         entry = rows.setdefault(node.op, [0, 0])
