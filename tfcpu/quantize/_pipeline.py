@@ -72,6 +72,7 @@ class Outcome:
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
     cosine: float | None = None
+    matmul_flop_share: float | None = None
     inc_version: str | None = None
     trials: tuple[Trial, ...] = ()
 
@@ -138,6 +139,7 @@ def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
         top1_agreement=outcome.top1_agreement,
         max_abs_diff=outcome.max_abs_diff,
         cosine=outcome.cosine,
+        matmul_flop_share=outcome.matmul_flop_share,
         calibration=prepared.calibration,
         optimized=prepared.fp32.optimized_with is not None,
         fast_int8_hardware=bool(prepared.topology.precisions["int8"].accelerated),
@@ -224,6 +226,7 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         return Outcome(model=prepared.source, precision="fp32", **common), prepared
     agreement, prepared = _agree(prepared, qmodel, "int8")
     outcome = Outcome(
+        matmul_flop_share=_matmul_share(qmodel, batches),
         model=qmodel,
         precision="int8",
         quantized_ops=found,
@@ -235,6 +238,20 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         **common,
     )
     return outcome, prepared
+
+
+def _matmul_share(qmodel: Model, batches: list[dict[str, Any]]) -> float | None:
+    """The INT8 share of the graph's MatMul/Einsum FLOPs at the first calibration batch's shapes."""
+    from tfcpu.graph.flops import matmul_flops
+
+    if not batches:
+        return None
+    try:
+        share = matmul_flops(qmodel.graph_def, {k: v.shape for k, v in batches[0].items()})
+    except Exception as exc:  # noqa: BLE001 - a report line, never a reason to fail the quantisation
+        log.debug("no MatMul FLOP share for %s: %s", qmodel.source, exc)
+        return None
+    return share.share if share.total else None
 
 
 def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, Any], Prepared]:

@@ -52,6 +52,7 @@ QUANTIZABLE_OPS = (
     "MaxPool3D",
     "AvgPool",
     "ConcatV2",
+    "Einsum",  # listed so the report shows attention products that stay FP32
 )
 
 
@@ -176,6 +177,8 @@ class QuantizationResult(TextTable):
             (rank-2 outputs with more than one class); None when not measured.
         max_abs_diff: largest absolute output difference on the calibration data.
         cosine: the lowest output cosine similarity with FP32 on the same data.
+        matmul_flop_share: the share of MatMul/BatchMatMul/Einsum FLOPs that run in INT8 (None
+            when the graph has none), at the calibration batch's shapes.
         calibration: what the calibration used.
         optimized: whether the graph that was quantised came out of GraphOptimizer (here, or before).
         optimization: the GraphOptimizer run this call made (None when it made none: ``.optimize(False)``,
@@ -199,6 +202,7 @@ class QuantizationResult(TextTable):
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
     cosine: float | None = None
+    matmul_flop_share: float | None = None
     calibration: Calibration | None = None
     optimized: bool = False
     fast_int8_hardware: bool = False
@@ -233,6 +237,7 @@ class QuantizationResult(TextTable):
             "top1_agreement": self.top1_agreement,
             "max_abs_diff": self.max_abs_diff,
             "cosine": self.cosine,
+            "matmul_flop_share": self.matmul_flop_share,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "optimized": self.optimized,
             "fast_int8_hardware": self.fast_int8_hardware,
@@ -286,6 +291,8 @@ class QuantizationResult(TextTable):
             lines.append(f"max abs output difference: {self.max_abs_diff:.4g}")
         if self.cosine is not None:
             lines.append(f"output cosine similarity with FP32: {self.cosine:.6f}")
+        if self.matmul_flop_share is not None:
+            lines.append(f"INT8 share of MatMul/Einsum FLOPs: {self.matmul_flop_share:.1%}")
         if self.kept_fp32_nodes:
             lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
         optimised = "no"

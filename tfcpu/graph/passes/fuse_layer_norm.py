@@ -2,7 +2,7 @@
 
 Requires: ``fold_constants`` (gamma/beta must be Consts). Ensures: every matched LayerNorm reads
 ``x * m + (beta - mean * m)`` with ``m = Rsqrt(var + eps) * gamma``, 1-D gamma/beta and a
-non-negative reduction axis. (``requires=("fold_constants",)``.)
+non-negative reduction axis.
 
 TensorFlow 2.21 has ``_MklLayerNorm`` in oneDNN builds only (with ``TF_ENABLE_ONEDNN_OPTS=0`` no
 kernel runs it), so a frozen graph must not name it. Its Grappler remapper rewrites the
@@ -175,6 +175,7 @@ def _rewrite(graph_def: Any, index: GraphIndex, m: dict[str, Any], rank: int, na
 @register_pass(
     "fuse_layer_norm",
     "spell Keras 3's decomposed LayerNorm as tf_keras does, which TF's remapper fuses into _MklLayerNorm",
+    requires=("fold_constants",),
 )
 def fuse_layer_norm(graph_def: Any, ctx: PassContext) -> Outcome:
     out = Outcome()

@@ -3,7 +3,7 @@
 Requires: ``projections_to_matmul`` and ``fold_shape_arithmetic`` (it reads static shapes).
 Ensures: every ``MatMul -> [Reshape] -> bias -> GELU`` reads ``MatMul -> BiasAdd -> GELU ->
 [Reshape]`` with the GELU in the op pattern of TensorFlow's Grappler remapper.
-(``requires=("projections_to_matmul",)``.)
+
 
 TensorFlow's remapper (with oneDNN on) rewrites ``MatMul -> BiasAdd -> GELU`` into one
 ``_FusedMatMul(fused_ops=[BiasAdd, GeluExact|GeluApproximate])`` at run time, but only when
@@ -282,6 +282,7 @@ def _respell_exact(
 @register_pass(
     "fuse_matmul_gelu",
     "put MatMul + BiasAdd (+ exact/tanh GELU) in the adjacent form TensorFlow's remapper fuses into _FusedMatMul",
+    requires=("projections_to_matmul",),
 )
 def fuse_matmul_gelu(graph_def: Any, ctx: PassContext) -> Outcome:
     out = Outcome()

@@ -1,7 +1,7 @@
 """``projections_to_matmul``: ``BatchMatMulV2``/``Einsum`` with a constant weight -> 2-D ``MatMul``.
 
 Requires: ``fold_constants`` (the weight must be a Const). Ensures: no projection stays a
-``BatchMatMulV2``/``Einsum`` with a constant weight. (``requires=("fold_constants",)``.)
+``BatchMatMulV2``/``Einsum`` with a constant weight.
 
 oneDNN's fused MatMul and INC's INT8 MatMul only take a 2-D ``MatMul``; Keras writes the
 attention projections as ``Einsum("abc,cde->abde")`` (q/k/v) and ``Einsum("abcd,cde->abe")``
@@ -246,6 +246,7 @@ def _rewrite(graph_def: Any, node: Any, proj: Projection, w2: Any, index: GraphI
 @register_pass(
     "projections_to_matmul",
     "rewrite BatchMatMulV2/Einsum projections with a constant weight as 2-D MatMul (+ BiasAdd) between reshapes",
+    requires=("fold_constants",),
 )
 def projections_to_matmul(graph_def: Any, ctx: PassContext) -> Outcome:
     out = Outcome()
