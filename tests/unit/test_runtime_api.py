@@ -38,7 +38,8 @@ def test_public_names_are_lazy_and_import_no_tensorflow() -> None:
     out = _fresh("""
         import sys, tfcpu
         for name in ("Runner", "BenchmarkResult", "MultiInstanceResult", "TuneResult", "BenchmarkOptions",
-                     "InstanceSettings"):
+                     "InstanceSettings", "Comparison", "compare_outputs", "DispatchReport", "OutputError",
+                     "OptimizationResult", "QuantizationResult"):
             assert getattr(tfcpu, name).__name__ == name, name
             assert name in tfcpu.__all__, name
         print("tensorflow" in sys.modules)
