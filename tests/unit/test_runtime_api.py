@@ -248,3 +248,15 @@ def test_backend_option_parsing_and_plan_hint() -> None:
     args = argparse.Namespace(instances=99, cores_per_instance=None, no_smt=False)
     with pytest.raises(PlanError, match="--instances "):
         cli_plan(args)
+
+
+def test_a_worker_without_a_start_signal_fails_with_an_instance_error(tmp_path: Path) -> None:
+    from tfcpu.errors import InstanceError
+    from tfcpu.runtime.worker import _wait_for
+
+    with pytest.raises(InstanceError, match="no start signal from the parent") as info:
+        _wait_for(tmp_path / "go", 0.05)
+    assert "startup_timeout" in (info.value.hint or "")
+    assert cause_line(info.value).startswith("InstanceError: no start signal")
+    (tmp_path / "go").write_text("12.5")
+    assert _wait_for(tmp_path / "go", 0.05) == "12.5"
