@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from tfcpu._render import print_rich
-from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
-from tfcpu.cli.inspect import add_allow_unsafe_arg
+from tfcpu.cli._common import (
+    add_allow_unsafe_arg,
+    add_layout_args,
+    load_model,
+    parse_shapes,
+    plan_from_args,
+    progress_bar,
+)
 from tfcpu.errors import ConfigError, PlanError
 
 log = logging.getLogger(__name__)
@@ -124,7 +130,6 @@ def cli_plan(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfcpu.graph.load import load
     from tfcpu.runtime.backends._base import check_backend
 
     options = options_from_args(args)
@@ -143,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     single = args.instances is None and args.cores_per_instance is None and not args.auto
     plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
     config = _prepare_single(args, itex) if single else None
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    model = load_model(args)
     args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on "openvino"
     settings = _settings(args, itex, backend_opts)
     result: Any

@@ -6,9 +6,8 @@ import argparse
 import json
 
 from tfcpu._render import print_rich
-from tfcpu.cli._common import progress_bar
+from tfcpu.cli._common import add_allow_unsafe_arg, load_model, progress_bar
 from tfcpu.cli.bench import add_timing_args, options_from_args
-from tfcpu.cli.inspect import add_allow_unsafe_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,13 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tfcpu._io import check_writable
-    from tfcpu.graph.load import load
     from tfcpu.runtime.tune import tune
 
     options = options_from_args(args)  # refused before the model loads
     if args.plot:
         check_writable(args.plot)  # before the sweep: an unwritable --plot is a user error (exit 2)
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    model = load_model(args)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(
             model,

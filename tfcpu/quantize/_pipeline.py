@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from tfcpu.errors import QuantizationError
@@ -59,7 +59,7 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a quantiser made of the FP32 graph."""
+    """What a quantiser made of the FP32 graph (each field has the name of the QuantizationResult field it becomes)."""
 
     model: Model
     precision: str
@@ -125,27 +125,14 @@ def optimise(prepared: Prepared) -> Prepared:
 
 def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
     """The one place a QuantizationResult is made."""
-    quantized = outcome.precision != "fp32"
+    found = {f.name: getattr(outcome, f.name) for f in fields(outcome)}  # same names as the result's
     return QuantizationResult(
-        model=outcome.model,
-        quantized=quantized,
-        precision=outcome.precision,
-        op_types=outcome.op_types,
-        quantized_ops=outcome.quantized_ops,
-        kept_fp32_nodes=outcome.kept_fp32_nodes,
-        fp32_metric=outcome.fp32_metric,
-        int8_metric=outcome.int8_metric,
-        tolerance=outcome.tolerance,
-        top1_agreement=outcome.top1_agreement,
-        max_abs_diff=outcome.max_abs_diff,
-        cosine=outcome.cosine,
-        matmul_flop_share=outcome.matmul_flop_share,
+        **found,
+        quantized=outcome.precision != "fp32",
         calibration=prepared.calibration,
         optimized=prepared.fp32.optimized_with is not None,
         fast_int8_hardware=bool(prepared.topology.precisions["int8"].accelerated),
         onednn_enabled=prepared.onednn,
-        inc_version=outcome.inc_version,
-        trials=outcome.trials,
         warnings=prepared.warnings,
         seconds=round(time.perf_counter() - prepared.start, 3),
         optimization=prepared.optimization,

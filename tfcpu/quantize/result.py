@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -249,6 +250,60 @@ class QuantizationResult(TextTable):
             "optimization": None if self.optimization is None else self.optimization.to_dict(),
             "requested": self.requested,
         }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantizationResult:
+        """A loaded report from `to_dict` data. Its ``model`` is a `tfcpu.graph.model.ModelRecord`
+        (signature and op histogram, ``graph_def`` None): a loaded report, not a runnable model.
+
+        Args:
+            data: what `to_dict` returned (after a JSON round trip).
+
+        Raises:
+            ConfigError: ``data`` is not a QuantizationResult record.
+        """
+        from tfcpu.graph._result import OptimizationResult
+
+        def number(key: str) -> float | None:
+            value = data[key]
+            return None if value is None else float(value)
+
+        try:
+            calibration, optimization = data["calibration"], data["optimization"]
+            return cls(
+                model=Model.from_dict(data["model"]),
+                quantized=bool(data["quantized"]),
+                precision=str(data["precision"]),
+                op_types=tuple(OpTypeRow.from_dict(r) for r in data["op_types"]),
+                quantized_ops={str(k): int(v) for k, v in data["quantized_ops"].items()},
+                kept_fp32_nodes=tuple(str(n) for n in data["kept_fp32_nodes"]),
+                fp32_metric=number("fp32_metric"),
+                int8_metric=number("int8_metric"),
+                tolerance=number("tolerance"),
+                top1_agreement=number("top1_agreement"),
+                max_abs_diff=number("max_abs_diff"),
+                cosine=number("cosine"),
+                matmul_flop_share=number("matmul_flop_share"),
+                calibration=None if calibration is None else Calibration.from_dict(calibration),
+                optimized=bool(data["optimized"]),
+                fast_int8_hardware=bool(data["fast_int8_hardware"]),
+                onednn_enabled=data["onednn_enabled"],
+                inc_version=data["inc_version"],
+                trials=tuple(Trial.from_dict(t) for t in data["trials"]),
+                warnings=tuple(str(w) for w in data["warnings"]),
+                seconds=float(data["seconds"]),
+                optimization=None if optimization is None else OptimizationResult.from_dict(optimization),
+                requested=str(data["requested"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError("not a QuantizationResult record", why=f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> QuantizationResult:
+        return cls.from_dict(json.loads(text))
 
     # -- rendering ------------------------------------------------------------------------
     @property

@@ -38,12 +38,18 @@ log = logging.getLogger("tfcpu.worker")
 
 
 def _wait_for(path: Path, timeout: float) -> str:
+    from tfcpu.errors import InstanceError
+
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no start signal from the parent after {timeout:.0f} s")
+            raise InstanceError(
+                f"no start signal from the parent after {timeout:.0f} s",
+                where=str(path),
+                hint="the other instances took longer to load and warm up: raise InstanceSettings.startup_timeout",
+            )
         if os.getppid() == 1:
-            raise RuntimeError("the parent process is gone")
+            raise InstanceError("the parent process is gone", where=str(path), hint="run the instances again")
         time.sleep(0.002)
     return path.read_text()
 
