@@ -286,7 +286,7 @@ class QuantizationResult(TextTable):
                 top1_agreement=number("top1_agreement"),
                 max_abs_diff=number("max_abs_diff"),
                 cosine=number("cosine"),
-                matmul_flop_share=number("matmul_flop_share"),
+                matmul_flop_share=number("matmul_flop_share") if "matmul_flop_share" in data else None,
                 calibration=None if calibration is None else Calibration.from_dict(calibration),
                 optimized=bool(data["optimized"]),
                 fast_int8_hardware=bool(data["fast_int8_hardware"]),
