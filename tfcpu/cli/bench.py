@@ -10,6 +10,7 @@ from typing import Any
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
+from tfcpu.cli._runtime_args import add_runtime_args, runtime_env
 from tfcpu.cli.inspect import add_allow_unsafe_arg
 from tfcpu.errors import ConfigError, PlanError
 
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--itex", action="store_true", help="configure Intel Extension for TensorFlow (tfcpu[itex])")
     p.add_argument("--amp", choices=("bf16",), help="with --itex: ITEX's auto mixed precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_runtime_args(p)
     from tfcpu.runtime.dispatch import add_cli_argument
 
     add_cli_argument(p)
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         backend_opts["precision"] = "f32" if args.precision == "fp32" else "bf16"
     itex = _itex_settings(args)
     single = args.instances is None and args.cores_per_instance is None and not args.auto
+    runtime_env(args, children=not single)  # --allocator without instances is refused before the load
     plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
     config = _prepare_single(args, itex) if single else None
     model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
@@ -196,7 +199,7 @@ def _prepare_single(args: argparse.Namespace, itex: Any) -> Any:
     decision = decide_onednn(needs_onednn=_looks_quantised(args.model), explicit=args.onednn, itex=itex is not None)
     prepare_process(decision, where="tfcpu bench")  # TensorFlow reads it at import: decide before load
     log.info("%s: %s", args.model, decision.reason)
-    config = SessionConfig.for_topology()
+    config = SessionConfig.for_topology().with_frozen_weights(True if args.frozen_weights else None)
     if itex is not None:
         config = config.with_itex(amp=itex.amp)
     config.apply()
@@ -206,12 +209,15 @@ def _prepare_single(args: argparse.Namespace, itex: Any) -> Any:
 def _settings(args: argparse.Namespace, itex: Any, backend_opts: dict[str, Any]) -> Any:
     from tfcpu.runtime.multi import InstanceSettings
 
+    env, allocator = runtime_env(args, children=True)
+    env.update(itex.env() if itex is not None else {})
     return InstanceSettings(
         backend=args.backend,
         backend_options=tuple(sorted(backend_opts.items())),
-        env=tuple(sorted(itex.env().items())) if itex is not None else (),
+        env=tuple(sorted(env.items())),
         onednn=True if itex is not None else args.onednn,
         debug=bool(getattr(args, "debug", False)),
+        allocator=allocator,
     )
 
 

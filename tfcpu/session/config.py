@@ -83,6 +83,7 @@ from tfcpu.session.itex import (
     itex_installed,
     require_itex,
 )
+from tfcpu.session.xeon import FROZEN_WEIGHTS, check_allocator, preload_env
 
 if TYPE_CHECKING:
     from tfcpu.session.runtime import RuntimeInfo
@@ -144,6 +145,8 @@ class SessionConfig:
         budget: usable CPUs of the topology, to flag oversubscription.
         explicit: names of the variables set through a ``with_*`` call.
         itex: Intel Extension for TensorFlow settings (`with_itex()`).
+        frozen_weights: ``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS``; ``None`` leaves it unset (`with_frozen_weights()`).
+        allocator: ``"tcmalloc"``/``"jemalloc"`` preloaded into instance children (`with_allocator()`).
         isa: the planned CPU's ISA flags (set by `for_topology()`), for checks at the terminal
             calls; empty: the machine is read there if a check needs it.
         environ: the managed variables of the environment when the config was first built
@@ -164,6 +167,8 @@ class SessionConfig:
     budget: int | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
     itex: ItexSettings | None = None
+    frozen_weights: bool | None = None
+    allocator: str | None = None
     isa: tuple[str, ...] = field(default=(), compare=False)
     environ: tuple[tuple[str, str], ...] | None = field(default=None, compare=False, repr=False)
 
@@ -175,6 +180,7 @@ class SessionConfig:
         _check_threads("inter_op_threads", self.inter_op, allow_zero=True)
         if self.omp is not None:
             _check_threads("omp_threads", self.omp)
+        object.__setattr__(self, "allocator", check_allocator(self.allocator, "SessionConfig(allocator=...)"))
         if self.itex is not None and self.onednn_opts is False:
             raise ConfigError(
                 f"ITEX needs {ONEDNN}=1",
@@ -274,6 +280,38 @@ class SessionConfig:
             raise ConfigError("this SessionConfig has no ITEX settings", where="itex_config", hint="call .with_itex()")
         return itex_config(self.itex)
 
+    def with_frozen_weights(self, enabled: bool | None) -> SessionConfig:
+        """``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1/0``: oneDNN caches reordered filters (see `tfcpu.session.xeon`).
+
+        Args:
+            enabled: True/False, or None to leave the variable unset (TensorFlow's default: off).
+        """
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError("with_frozen_weights takes True, False or None", why=f"got {enabled!r}")
+        return dataclasses.replace(self, frozen_weights=enabled)
+
+    def with_allocator(self, name: str | None) -> SessionConfig:
+        """Preload ``"tcmalloc"`` or ``"jemalloc"`` (``LD_PRELOAD``) into instance children; None: libc's malloc.
+
+        Never set in this process (`env()` and `apply()` leave it out): `preload_env()` gives the
+        variable for a child, and a missing library is refused there, naming the package.
+
+        Args:
+            name: ``"tcmalloc"``, ``"jemalloc"`` or None.
+        """
+        return dataclasses.replace(self, allocator=check_allocator(name))
+
+    def preload_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``{"LD_PRELOAD": path}`` for a child process (empty without an allocator); looks the library up.
+
+        Args:
+            base: the child's environment so far (an ``LD_PRELOAD`` in it is kept after the allocator).
+
+        Raises:
+            ConfigError: the allocator's library is not on this machine (names the package to install).
+        """
+        return preload_env(self.allocator, os.environ if base is None else base, "SessionConfig.preload_env")
+
     def with_env(self, **extra: str | int | float) -> SessionConfig:
         """More variables to set with the others (``TF_CPP_MIN_LOG_LEVEL="2"``, ...)."""
         merged = merge_extra_env(self.extra_env, extra)
@@ -291,7 +329,6 @@ class SessionConfig:
             raise ConfigError("with_per_session_threads takes True or False", why=f"got {enabled!r}")
         return dataclasses.replace(self, per_session_threads=enabled)
 
-    # -- resolution ---------------------------------------------------------------------
     # -- resolution ---------------------------------------------------------------------
     @functools.cached_property
     def _snapshot_resolved(self) -> Resolved:
@@ -333,6 +370,8 @@ class SessionConfig:
         out.update(self.extra_env)
         if self.itex is not None:
             out.update(self.itex.env())
+        if self.frozen_weights is not None:
+            out[FROZEN_WEIGHTS] = "1" if self.frozen_weights else "0"
         return out
 
     def _check_machine(self) -> None:
