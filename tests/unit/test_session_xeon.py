@@ -14,8 +14,10 @@ from tests.graphs import echo_ids
 from tfcpu import ConfigError, SessionConfig
 from tfcpu.plan import InstancePlan
 from tfcpu.runtime._settings import with_session_settings
+from tfcpu.runtime.backends._base import BenchmarkOptions
 from tfcpu.runtime.launch import launch
 from tfcpu.runtime.multi import InstanceSettings, _env
+from tfcpu.runtime.sweep import RuntimeSweep, parse_sweep, sweep_runtime
 from tfcpu.session.runtime import RuntimeInfo
 from tfcpu.session.xeon import FROZEN_WEIGHTS, PRELOAD, find_allocator, preload_env
 from tfcpu.topology import Topology
@@ -102,3 +104,37 @@ def test_instance_settings_refuse_an_unknown_allocator_and_round_trip() -> None:
         InstanceSettings(allocator="mimalloc")
     settings = InstanceSettings(allocator="tcmalloc", env=((FROZEN_WEIGHTS, "1"),))
     assert InstanceSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_sweep_items_become_the_product_of_variants_and_bad_ones_are_refused() -> None:
+    variants = parse_sweep(["allocator=none,jemalloc", "frozen-weights=0,1"])
+    assert [(v.allocator, v.frozen_weights) for v in variants] == [
+        (None, False),
+        (None, True),
+        ("jemalloc", False),
+        ("jemalloc", True),
+    ]
+    settings = variants[3].settings(InstanceSettings(env=(("A", "1"),)))
+    assert settings.allocator == "jemalloc" and dict(settings.env) == {"A": "1", FROZEN_WEIGHTS: "1"}
+    with pytest.raises(ConfigError, match="cannot sweep") as info:
+        parse_sweep(["alocator=tcmalloc"])
+    assert "allocator" in str(info.value)
+    with pytest.raises(ConfigError, match="unknown allocator"):
+        parse_sweep(["allocator=mimalloc"])
+    with pytest.raises(ConfigError, match="on/off"):
+        parse_sweep(["frozen_weights=maybe"])
+
+
+@pytest.mark.slow
+def test_a_runtime_sweep_runs_each_variant_in_real_children_and_round_trips() -> None:
+    variants = parse_sweep(["allocator=none,jemalloc"])
+    result = sweep_runtime(
+        echo_ids(), variants, cores_per_instance=[1], options=BenchmarkOptions(batch_size=4, warmup=1, steps=3)
+    )
+    assert [v.allocator for v, _ in result.variants] == [None, "jemalloc"]
+    assert all(r.rows and r.rows[0].throughput > 0 for _, r in result.variants)
+    assert result.best is not None and result.best[1].throughput == max(
+        r.best.throughput for _, r in result.variants if r.best
+    )
+    assert RuntimeSweep.from_dict(json.loads(result.to_json())) == result
+    assert "jemalloc malloc" in str(result)
