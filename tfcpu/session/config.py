@@ -19,7 +19,9 @@ validate at once; nothing touches the process until a terminal call:
 
 `SessionConfig.with_itex()` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
 precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own variables and
-``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md.
+``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md. `with_frozen_weights()`,
+`with_allocator()` and `preload_env()` (from `tfcpu.session.xeon.XeonSettings`) add the Xeon field
+settings; see docs/threads.md.
 
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
 default) a variable already in the environment, then tfcpu's default. A user's
@@ -83,7 +85,7 @@ from tfcpu.session.itex import (
     itex_installed,
     require_itex,
 )
-from tfcpu.session.xeon import FROZEN_WEIGHTS, check_allocator, preload_env
+from tfcpu.session.xeon import FROZEN_WEIGHTS, XeonSettings, check_allocator
 
 if TYPE_CHECKING:
     from tfcpu.session.runtime import RuntimeInfo
@@ -125,7 +127,7 @@ _UNSET: Any = object()
 
 
 @dataclass(frozen=True)
-class SessionConfig:
+class SessionConfig(XeonSettings):
     """Thread, OpenMP and oneDNN settings for one TensorFlow process (immutable builder).
 
     Build it with `for_topology()`; the fields are the *configured* values, the
@@ -279,38 +281,6 @@ class SessionConfig:
         if self.itex is None:
             raise ConfigError("this SessionConfig has no ITEX settings", where="itex_config", hint="call .with_itex()")
         return itex_config(self.itex)
-
-    def with_frozen_weights(self, enabled: bool | None) -> SessionConfig:
-        """``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1/0``: oneDNN caches reordered filters (see `tfcpu.session.xeon`).
-
-        Args:
-            enabled: True/False, or None to leave the variable unset (TensorFlow's default: off).
-        """
-        if enabled is not None and not isinstance(enabled, bool):
-            raise ConfigError("with_frozen_weights takes True, False or None", why=f"got {enabled!r}")
-        return dataclasses.replace(self, frozen_weights=enabled)
-
-    def with_allocator(self, name: str | None) -> SessionConfig:
-        """Preload ``"tcmalloc"`` or ``"jemalloc"`` (``LD_PRELOAD``) into instance children; None: libc's malloc.
-
-        Never set in this process (`env()` and `apply()` leave it out): `preload_env()` gives the
-        variable for a child, and a missing library is refused there, naming the package.
-
-        Args:
-            name: ``"tcmalloc"``, ``"jemalloc"`` or None.
-        """
-        return dataclasses.replace(self, allocator=check_allocator(name))
-
-    def preload_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """``{"LD_PRELOAD": path}`` for a child process (empty without an allocator); looks the library up.
-
-        Args:
-            base: the child's environment so far (an ``LD_PRELOAD`` in it is kept after the allocator).
-
-        Raises:
-            ConfigError: the allocator's library is not on this machine (names the package to install).
-        """
-        return preload_env(self.allocator, os.environ if base is None else base, "SessionConfig.preload_env")
 
     def with_env(self, **extra: str | int | float) -> SessionConfig:
         """More variables to set with the others (``TF_CPP_MIN_LOG_LEVEL="2"``, ...)."""

@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 
 from tfcpu.errors import ConfigError, did_you_mean
 
@@ -34,6 +35,7 @@ __all__ = [
     "ALLOCATORS",
     "FROZEN_WEIGHTS",
     "PRELOAD",
+    "XeonSettings",
     "check_allocator",
     "find_allocator",
     "preload_env",
@@ -189,3 +191,46 @@ def xeon_rows(config: SessionConfig, rt: RuntimeInfo) -> list[ExplainRow]:
             )
         rows.append(ExplainRow("allocator", value, effect, why, "with_allocator(...)"))
     return rows
+
+
+class XeonSettings:
+    """The builders of the two settings, mixed into `SessionConfig` (its ``frozen_weights`` and ``allocator``)."""
+
+    frozen_weights: bool | None
+    allocator: str | None
+
+    def _replace(self, **changes: Any) -> Self:
+        new: Self = dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return new
+
+    def with_frozen_weights(self, enabled: bool | None) -> Self:
+        """``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1/0``: oneDNN caches reordered filters (see the module docstring).
+
+        Args:
+            enabled: True/False, or None to leave the variable unset (TensorFlow's default: off).
+        """
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError("with_frozen_weights takes True, False or None", why=f"got {enabled!r}")
+        return self._replace(frozen_weights=enabled)
+
+    def with_allocator(self, name: str | None) -> Self:
+        """Preload ``"tcmalloc"`` or ``"jemalloc"`` (``LD_PRELOAD``) into instance children; None: libc's malloc.
+
+        Never set in this process (``env()`` and ``apply()`` leave it out): `preload_env()` gives the
+        variable for a child, and a missing library is refused there, naming the package.
+
+        Args:
+            name: ``"tcmalloc"``, ``"jemalloc"`` or None.
+        """
+        return self._replace(allocator=check_allocator(name))
+
+    def preload_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``{"LD_PRELOAD": path}`` for a child process (empty without an allocator); looks the library up.
+
+        Args:
+            base: the child's environment so far (an ``LD_PRELOAD`` in it is kept after the allocator).
+
+        Raises:
+            ConfigError: the allocator's library is not on this machine (names the package to install).
+        """
+        return preload_env(self.allocator, os.environ if base is None else base, "SessionConfig.preload_env")
