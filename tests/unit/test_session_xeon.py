@@ -138,3 +138,10 @@ def test_a_runtime_sweep_runs_each_variant_in_real_children_and_round_trips() ->
     )
     assert RuntimeSweep.from_dict(json.loads(result.to_json())) == result
     assert "jemalloc malloc" in str(result)
+
+
+def test_bench_refuses_an_allocator_without_children_before_loading(tmp_path: Path) -> None:
+    argv = ["tfcpu", "bench", str(tmp_path / "absent.pb"), "--allocator", "tcmalloc"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--allocator needs instance children" in proc.stderr, proc.stderr
+    assert "--instances" in proc.stderr

@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         data.setdefault("latency_ms", _latency(result))
         data["itex"] = None if itex is None else itex.to_dict()
+        data["runtime_settings"] = _runtime_settings(settings)
         print(json.dumps(data, indent=2, default=str))
     else:
         print_rich(result)
@@ -219,6 +220,18 @@ def _settings(args: argparse.Namespace, itex: Any, backend_opts: dict[str, Any])
         debug=bool(getattr(args, "debug", False)),
         allocator=allocator,
     )
+
+
+def _runtime_settings(settings: Any) -> dict[str, Any]:
+    """The allocator (and its library) and frozen-weights variable the children were started with."""
+    from tfcpu.session.xeon import FROZEN_WEIGHTS, find_allocator
+
+    allocator = settings.allocator
+    return {
+        "allocator": allocator,
+        "allocator_library": None if allocator is None else find_allocator(allocator),
+        FROZEN_WEIGHTS: dict(settings.env).get(FROZEN_WEIGHTS),
+    }
 
 
 def _multi(args: argparse.Namespace, model: Any, plan: Any, options: Any, settings: Any) -> Any:
