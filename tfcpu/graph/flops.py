@@ -11,7 +11,7 @@ sequence 128), lets TensorFlow's shape inference propagate it, and counts per no
   ``2 * prod(output shape) * kh * kw * cin`` (with the filter's shape; depthwise: ``kh * kw``).
 
 A node is *quantised* when its op type contains ``Quantized`` (INC's ``_QuantizedMatMul``,
-``_QuantizedBatchMatMul``, ``_FusedQuantizedConv2D``...). :class:`FlopShare` says how much of
+``_QuantizedBatchMatMul``, ``_FusedQuantizedConv2D``...). `FlopShare` says how much of
 the counted compute ran in INT8 (``share``), per op type.
 """
 

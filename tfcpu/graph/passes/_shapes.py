@@ -2,7 +2,7 @@
 
 Shared by the transformer passes. ``infer(graph_def)`` imports the graph once into a fresh
 ``tf.Graph`` (TensorFlow runs each op's C++ shape function on import) and returns, per tensor
-``"node:k"``, its :class:`Static` shape (``None`` per unknown dimension, ``None`` for an unknown
+``"node:k"``, its `Static` shape (``None`` per unknown dimension, ``None`` for an unknown
 rank) and dtype enum. Nothing is executed.
 """
 
