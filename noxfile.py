@@ -100,6 +100,12 @@ def bench_instances(session: nox.Session) -> None:
     _benchmark(session, "bench_instances.py")
 
 
+@nox.session(name="bench-runtime", python=PYTHON)
+def bench_runtime(session: nox.Session) -> None:
+    """INT8 pinned instances: default vs frozen weights vs tcmalloc/jemalloc vs both (benchmarks/bench_runtime.py)."""
+    _benchmark(session, "bench_runtime.py")
+
+
 @nox.session(name="bench-openvino", python=PYTHON)
 def bench_openvino(session: nox.Session) -> None:
     """tfcpu's OpenVINO backend vs plain OpenVINO + NNCF vs tfcpu's TF backend (benchmarks/bench_openvino.py)."""

@@ -6,6 +6,7 @@ TensorFlow at module level, so a script can set environment variables before TF 
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -41,6 +42,17 @@ class PathResult:
     def to_dict(self) -> dict[str, Any]:
         med, lo, hi = summarise(self.samples)
         return {**asdict(self), "median": med, "min": lo, "max": hi}
+
+
+def model_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every one-model benchmark takes: --model, --rounds, --duration, --batch-size, --json."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ResNet50")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds timed per measurement")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--json", metavar="OUT")
+    return parser
 
 
 def summarise(values: Sequence[float]) -> tuple[float, float, float]:

@@ -33,7 +33,16 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the BF16 rewrite needs on
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PathResult, child_env, fmt_ratio, measure_rounds, python_child, ratio, run_json_child
+from _common import (
+    PathResult,
+    child_env,
+    fmt_ratio,
+    measure_rounds,
+    model_parser,
+    python_child,
+    ratio,
+    run_json_child,
+)
 
 PATHS = {
     "FP32 optimised": ("fp32", False),
@@ -104,12 +113,7 @@ def _agreement(fp32: Any, bf16: Any, batch_size: int) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ResNet50")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds timed per measurement")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--json", metavar="OUT")
+    parser = model_parser(__doc__)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

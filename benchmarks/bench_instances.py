@@ -11,26 +11,20 @@ each layout over the rounds, min–max, and the ratio N / 1. Issue 6's bar: N=2 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import time
 
-from _common import fmt_compared, spread_lines
+from _common import fmt_compared, model_parser, spread_lines
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ResNet50")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=15.0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser = model_parser(__doc__)
     parser.add_argument("--instances", type=int, default=2)
-    parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args()
 
     import tfcpu

@@ -19,7 +19,6 @@ INT8 runs on slower oneDNN paths and the ratios are lower; the script reports wh
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -32,7 +31,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import fmt_compared, inc_alone, spread_lines
+from _common import fmt_compared, inc_alone, model_parser, spread_lines
 
 
 def _structure(model: Any) -> dict[str, int]:
@@ -48,13 +47,8 @@ def _structure(model: Any) -> dict[str, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ResNet50")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds timed per measurement")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser = model_parser(__doc__)
     parser.add_argument("--calibration-batches", type=int, default=4)
-    parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args()
 
     import tfcpu

@@ -21,10 +21,13 @@ from collections.abc import Mapping
 # Graph passes and the optimiser, the quantiser (INT8/BF16 and its fallbacks), loading, the runner.
 SENSITIVE = (
     "tests/unit/test_graph_passes.py",
+    "tests/unit/test_transformer_passes.py",
+    "tests/unit/test_graph_contract.py",
     "tests/unit/test_graph_load.py",
     "tests/unit/test_quantize.py",
     "tests/unit/test_quantize_cli.py",
     "tests/unit/test_quantize_fallback.py",
+    "tests/unit/test_quantize_stages.py",
     "tests/unit/test_runner.py",
     "tests/unit/test_session_apply.py",
     "tests/integration/test_optimize_real_models.py",

@@ -20,6 +20,7 @@ from tfcpu.errors import (
     InstanceError,
     MissingDependencyError,
     ModelError,
+    OutputError,
     PassError,
     PlanError,
     QuantizationError,
@@ -47,6 +48,8 @@ _LAZY: dict[str, str] = {
     "GraphOptimizer": "tfcpu.graph.optimizer",
     "OptimizationResult": "tfcpu.graph.optimizer",
     "SafetyReport": "tfcpu.graph.safety",
+    "Comparison": "tfcpu.graph.compare",
+    "compare_outputs": "tfcpu.graph.compare",
     "Quantizer": "tfcpu.quantize",
     "QuantizationResult": "tfcpu.quantize",
     "Runner": "tfcpu.runtime.runner",
@@ -55,9 +58,11 @@ _LAZY: dict[str, str] = {
     "MultiInstanceResult": "tfcpu.runtime.results",
     "InstanceSettings": "tfcpu.runtime.multi",
     "TuneResult": "tfcpu.runtime.tune",
+    "DispatchReport": "tfcpu.runtime.dispatch",
 }
 
 if TYPE_CHECKING:
+    from tfcpu.graph.compare import Comparison, compare_outputs
     from tfcpu.graph.load import load
     from tfcpu.graph.model import Model, TensorSpec
     from tfcpu.graph.optimizer import GraphOptimizer, OptimizationResult
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
     from tfcpu.plan import Instance, InstancePlan
     from tfcpu.quantize import QuantizationResult, Quantizer
     from tfcpu.runtime.backends._base import BenchmarkOptions
+    from tfcpu.runtime.dispatch import DispatchReport
     from tfcpu.runtime.multi import InstanceSettings
     from tfcpu.runtime.results import BenchmarkResult, MultiInstanceResult
     from tfcpu.runtime.runner import Runner
@@ -75,7 +81,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BenchmarkOptions",
     "BenchmarkResult",
+    "Comparison",
     "ConfigError",
+    "DispatchReport",
     "GraphError",
     "GraphOptimizer",
     "Instance",
@@ -87,6 +95,7 @@ __all__ = [
     "ModelError",
     "MultiInstanceResult",
     "OptimizationResult",
+    "OutputError",
     "PassError",
     "PlanError",
     "QuantizationError",
@@ -104,6 +113,7 @@ __all__ = [
     "TuneResult",
     "UnsafeModelError",
     "__version__",
+    "compare_outputs",
     "load",
     "runtime_info",
 ]

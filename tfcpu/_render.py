@@ -35,6 +35,14 @@ def _shrink(widths: list[int], floors: list[int], excess: int, movable: Sequence
     return excess
 
 
+_SHORT_HEADER = 14
+_LONG_TOKEN = 24  # a token longer than this (a path, a long value) may fold before a short header wraps
+
+
+def _header_floor(header: str) -> int:
+    return len(header) if len(header) <= _SHORT_HEADER else 0
+
+
 def fit_widths(columns: Sequence[Sequence[str]], available: int) -> list[int] | None:
     """Content widths for table columns that never split a word, or ``None`` when everything fits as is.
 
@@ -50,17 +58,33 @@ def fit_widths(columns: Sequence[Sequence[str]], available: int) -> list[int] | 
     if sum(natural) <= available:
         return None
     longest_word = [max(len(w) for cell in col for w in _words(cell)) for col in columns]
+    prose = [longest_word[0]] + [
+        max(min(_PROSE_FLOOR, longest_word[i]), *(len(w) for w in _words(col[0])))
+        for i, col in enumerate(columns[1:], 1)
+    ]
+    headers = [0] + [_header_floor(col[0]) for col in columns[1:]]
+
+    def whole_headers(floors: list[int]) -> list[int]:
+        return [max(f, h) for f, h in zip(floors, headers, strict=True)]
+
+    # Tried in order, first that fits wins: (1) short headers ("takes effect") on one line and every word
+    # whole; (2) short headers whole while a long token (a path, "granularity=fine,verbose,...") gives way;
+    # (3) headers wrap between their words, then one column at a time gives way, the longest word first.
+    long_tokens = [i for i in range(1, len(columns)) if longest_word[i] > _LONG_TOKEN]
+    attempts = (
+        (whole_headers(longest_word), whole_headers(prose), long_tokens),
+        (longest_word, prose, list(range(1, len(columns)))),
+    )
     widths = list(natural)
-    excess = _shrink(widths, longest_word, sum(widths) - available, range(len(widths)))
-    if excess > 0:
-        floors = [longest_word[0]] + [
-            max(min(_PROSE_FLOOR, longest_word[i]), *(len(w) for w in _words(col[0])))
-            for i, col in enumerate(columns[1:], 1)
-        ]
-        # one column at a time, the one with the longest word first: one long value gives way and
-        # the other columns keep their words
-        for index in sorted(range(1, len(widths)), key=lambda i: -longest_word[i]):
-            excess = _shrink(widths, floors, excess, (index,))
+    for words, values, movable in attempts:
+        widths = list(natural)
+        excess = _shrink(widths, words, sum(widths) - available, range(len(widths)))
+        for index in sorted(movable, key=lambda i: -longest_word[i]):
+            if excess <= 0:
+                break
+            excess = _shrink(widths, values, excess, (index,))
+        if excess <= 0:
+            return widths
     return widths
 
 

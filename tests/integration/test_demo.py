@@ -28,8 +28,9 @@ SIX_ROWS = [
 ]
 
 
-def _demo(model: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def _demo(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     argv = ["tfcpu", "demo", "--model", str(model), "--output", str(out), "--batch-size", "4", "--duration", "1"]
+    argv.extend(extra)
     return subprocess.run(argv, capture_output=True, text=True, timeout=900)
 
 
@@ -79,6 +80,17 @@ def test_demo_measures_the_six_steps_of_figure_1(keras_file: Path, tmp_path: Pat
     assert rows[3]["instances"] >= 2 and rows[5]["instances"] == rows[3]["instances"]
     assert data["best"] == max(rows, key=lambda r: r["throughput"])["name"]
     assert data["machine"] and data["runtime"]["tf_version"]
+    # the kernels column: the dispatch probe of each graph row (Keras predict is not a graph: not probed)
+    assert rows[0]["kernels"] == ""
+    for r in rows[1:]:
+        if r["status"] == "ok":
+            assert r["kernels"].startswith("conv ") and "outside oneDNN" in r["kernels"], r
+    int8 = next(r for r in rows if r["name"] == "INT8")
+    assert "s8" in int8["kernels"] or "u8" in int8["kernels"], int8
+    from tfcpu.demo._result import DemoResult
+
+    columns, cells = DemoResult.from_dict(data)._table()
+    assert "kernels" in columns and cells[1][columns.index("kernels")] == rows[1]["kernels"]
 
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == ["demo.json", "demo.png"]  # no temporaries left
@@ -91,9 +103,10 @@ def test_demo_measures_the_six_steps_of_figure_1(keras_file: Path, tmp_path: Pat
 def test_a_graph_with_nothing_to_quantise_skips_the_int8_rows(tmp_path: Path) -> None:
     pb = tmp_path / "echo.pb"
     echo_ids().save(pb)
-    proc = _demo(pb, tmp_path / "out")
+    proc = _demo(pb, tmp_path / "out", "--no-dispatch")
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "out" / "demo.json").read_text())
+    assert all(r["kernels"] == "" for r in data["rows"])  # --no-dispatch: no probe
     status = {r["name"]: r["status"] for r in data["rows"]}
     # a graph file has no Keras model: the baseline is the frozen graph with TF's defaults
     assert data["rows"][0]["name"] == "frozen graph, TF defaults"

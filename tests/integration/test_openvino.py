@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.digits import CHILD_PRELUDE
+
 
 def resnet_like(seed: int = 0) -> Any:
     """Stem conv → 2 residual blocks (conv-BN-relu-conv-BN + shortcut, one with a strided 1x1 projection)
@@ -72,41 +74,16 @@ def test_fp32_agrees_with_tensorflow_on_resnet_like_with_trained_like_batch_norm
     backend.deactivate()
 
 
-DIGITS = textwrap.dedent(
+DIGITS = CHILD_PRELUDE + textwrap.dedent(
     """
     import json, sys
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
-    import keras
-    import tensorflow as tf
     import tfcpu
+    from tests.digits import train_digits
     from tfcpu.graph._execute import run_graph
     from tfcpu.runtime.backends.openvino import OpenVinoBackend
 
-    digits = load_digits()
-    x = digits.images.astype("float32") / 16.0
-    x = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[..., None]  # 8x8 -> 16x16
-    y = digits.target.astype("int64")
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-    keras.utils.set_random_seed(0)
-    tf.config.experimental.enable_op_determinism()
-    net = keras.Sequential([
-        keras.Input((16, 16, 1)),
-        keras.layers.Conv2D(16, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.8),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.8),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    net.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    net.fit(x_train, y_train, epochs=12, batch_size=32, verbose=0)
+    net, x_train, x_test, y_train, y_test = train_digits()
     model = tfcpu.load(net)
 
     def ov_accuracy(m):

@@ -18,43 +18,17 @@ from pathlib import Path
 
 import pytest
 
-CHILD = textwrap.dedent(
+from tests.digits import CHILD_PRELUDE
+
+CHILD = CHILD_PRELUDE + textwrap.dedent(
     """
     import json, sys
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
-    import keras
     import tfcpu
+    from tests.digits import train_digits
     from tfcpu.runtime import Runner
 
-    digits = load_digits()
-    x = digits.images.astype("float32") / 16.0
-    x = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[..., None]  # 8x8 -> 16x16
-    y = digits.target.astype("int64")
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-
-    keras.utils.set_random_seed(0)
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()  # same weights every run: no flaky accuracy
-    net = keras.Sequential([
-        keras.Input((16, 16, 1)),
-        keras.layers.Conv2D(16, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.8),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, padding="same"),
-        keras.layers.BatchNormalization(momentum=0.8),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    net.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    net.fit(x_train, y_train, epochs=12, batch_size=32, verbose=0)
-
+    net, x_train, x_test, y_train, y_test = train_digits()
     model = tfcpu.load(net)
     before = model.to_bytes()
 

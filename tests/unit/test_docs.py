@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
+
+from tests.children import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _gen_cli():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _gen_cli() -> ModuleType:
+    return load_script("docs/gen_cli.py")
 
 
 def test_cli_reference_is_current() -> None:

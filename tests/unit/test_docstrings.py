@@ -3,20 +3,18 @@ literal ``:class:`` text), and no script from docs/ published as a page."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
+
+from tests.children import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|data|func|meth|attr|mod|exc|obj|const|ref|any|term):`")
 
 
-def _roles_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("sphinx_roles", ROOT / "scripts" / "sphinx_roles.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _roles_script() -> ModuleType:
+    return load_script("scripts/sphinx_roles.py")
 
 
 def test_no_sphinx_role_is_left_in_the_package() -> None:

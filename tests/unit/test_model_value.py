@@ -49,11 +49,12 @@ def test_graph_optimizer_marks_its_result_as_optimized() -> None:
     assert result.model.optimized_with  # the key Quantizer.run reads to skip a second optimisation
 
 
-def test_save_into_an_unwritable_place_is_a_model_error(tmp_path: Path) -> None:
-    from tfcpu.errors import ModelError
+def test_save_into_an_unwritable_place_is_a_user_error(tmp_path: Path) -> None:
+    from tfcpu.errors import OutputError
 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(OutputError) as info:  # the one writer's error (tfcpu._io), not a bare OSError
         dense_softmax().save(blocker / "model.pb")  # a path under a regular file: ENOTDIR
-    assert "cannot write the model" in str(info.value) and info.value.exit_code == 2
+    assert str(blocker / "model.pb") in str(info.value) and info.value.exit_code == 2
+    assert not list(tmp_path.glob("**/*.tmp"))

@@ -7,10 +7,7 @@ on; only *running* INT8 graphs needs it (tested in tests/integration/test_quanti
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.children import run_snippet
 from tests.graphs import dense_softmax, echo_ids, tiny_convnet, two_inputs
 from tfcpu import ConfigError, QuantizationError, Quantizer
 from tfcpu.graph.model import Model
@@ -90,13 +88,7 @@ def test_bf16_is_accepted_with_amx_and_rewrites_the_graph(topology: TopologyFact
     # The rewrite needs oneDNN on, i.e. a fresh interpreter here (no VNNI/AMX on this CPU).
     topo_file = tmp_path / "spr.json"
     topo_file.write_text(spr.to_json())
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", BF16_CHILD, str(topo_file)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = run_snippet(BF16_CHILD, str(topo_file), env={"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert data["precision"] == "bf16" and data["quantized"] and data["same_signature"]
     assert data["casts"], "expected Cast-to-bfloat16 nodes"
 

@@ -5,7 +5,6 @@ builders that do not read the machine, SmoothQuant on the command line."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.children import run_snippet
 from tests.graphs import dense_softmax, tiny_convnet
 from tfcpu import ConfigError, Quantizer
 from tfcpu.graph.optimizer import GraphOptimizer
@@ -170,13 +170,7 @@ print(json.dumps({"text": str(result), "ops": result.quantized_ops, "rows": [r.t
 def test_bf16_report_says_bf16_and_lists_the_bf16_ops(topology: TopologyFactory, tmp_path: Path) -> None:
     topo_file = tmp_path / "spr.json"
     topo_file.write_text(topology("vm_no_numa").to_json())
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", BF16_REPORT_CHILD, str(topo_file)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = run_snippet(BF16_REPORT_CHILD, str(topo_file), env={"TF_ENABLE_ONEDNN_OPTS": "1"})
     assert "BF16 conversion of" in data["text"] and "INT8" not in data["text"]
     rows = {r["op"]: r for r in data["rows"]}
     assert rows, "the BF16 table is empty"

@@ -38,7 +38,8 @@ def test_public_names_are_lazy_and_import_no_tensorflow() -> None:
     out = _fresh("""
         import sys, tfcpu
         for name in ("Runner", "BenchmarkResult", "MultiInstanceResult", "TuneResult", "BenchmarkOptions",
-                     "InstanceSettings"):
+                     "InstanceSettings", "Comparison", "compare_outputs", "DispatchReport", "OutputError",
+                     "OptimizationResult", "QuantizationResult"):
             assert getattr(tfcpu, name).__name__ == name, name
             assert name in tfcpu.__all__, name
         print("tensorflow" in sys.modules)
@@ -247,3 +248,15 @@ def test_backend_option_parsing_and_plan_hint() -> None:
     args = argparse.Namespace(instances=99, cores_per_instance=None, no_smt=False)
     with pytest.raises(PlanError, match="--instances "):
         cli_plan(args)
+
+
+def test_a_worker_without_a_start_signal_fails_with_an_instance_error(tmp_path: Path) -> None:
+    from tfcpu.errors import InstanceError
+    from tfcpu.runtime.worker import _wait_for
+
+    with pytest.raises(InstanceError, match="no start signal from the parent") as info:
+        _wait_for(tmp_path / "go", 0.05)
+    assert "startup_timeout" in (info.value.hint or "")
+    assert cause_line(info.value).startswith("InstanceError: no start signal")
+    (tmp_path / "go").write_text("12.5")
+    assert _wait_for(tmp_path / "go", 0.05) == "12.5"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tfcpu.errors import TopologyError
+from tfcpu.errors import ConfigError, TopologyError
 from tfcpu.topology import Topology, format_cpulist, parse_cpulist
 
 Detect = Callable[[str], Topology]
@@ -211,8 +211,17 @@ def test_parse_cpulist(text: str, cpus: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize("bad", ["a", "3-1", "1-", "0-7:0"])
 def test_parse_cpulist_rejects(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="not a CPU list") as info:
         parse_cpulist(bad)
+    assert isinstance(info.value, ValueError) and info.value.hint and "0-3,8" in info.value.hint
+
+
+def test_core_of_an_unknown_cpu_names_the_cpus_there_are() -> None:
+    t = Topology.detect()
+    cpus = format_cpulist(c for core in t.cores for c in core.cpus)
+    with pytest.raises(ConfigError, match="no logical CPU 100000") as info:
+        t.core_of(100000)
+    assert info.value.hint is not None and cpus in info.value.hint
 
 
 def test_format_cpulist_round_trip() -> None:

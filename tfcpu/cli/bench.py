@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from tfcpu._render import print_rich
-from tfcpu.cli._common import add_layout_args, parse_shapes, plan_from_args, progress_bar
-from tfcpu.cli.inspect import add_allow_unsafe_arg
+from tfcpu.cli._common import (
+    add_allow_unsafe_arg,
+    add_layout_args,
+    load_model,
+    parse_shapes,
+    plan_from_args,
+    progress_bar,
+)
+from tfcpu.cli._runtime_args import add_runtime_args, runtime_env
 from tfcpu.errors import ConfigError, PlanError
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--itex", action="store_true", help="configure Intel Extension for TensorFlow (tfcpu[itex])")
     p.add_argument("--amp", choices=("bf16",), help="with --itex: ITEX's auto mixed precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_runtime_args(p)
     from tfcpu.runtime.dispatch import add_cli_argument
 
     add_cli_argument(p)
@@ -124,7 +132,6 @@ def cli_plan(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfcpu.graph.load import load
     from tfcpu.runtime.backends._base import check_backend
 
     options = options_from_args(args)
@@ -141,9 +148,10 @@ def run(args: argparse.Namespace) -> int:
         backend_opts["precision"] = "f32" if args.precision == "fp32" else "bf16"
     itex = _itex_settings(args)
     single = args.instances is None and args.cores_per_instance is None and not args.auto
+    runtime_env(args, children=not single)  # --allocator without instances is refused before the load
     plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
     config = _prepare_single(args, itex) if single else None
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    model = load_model(args)
     args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on "openvino"
     settings = _settings(args, itex, backend_opts)
     result: Any
@@ -178,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         data.setdefault("latency_ms", _latency(result))
         data["itex"] = None if itex is None else itex.to_dict()
+        data["runtime_settings"] = _runtime_settings(settings)
         print(json.dumps(data, indent=2, default=str))
     else:
         print_rich(result)
@@ -196,7 +205,7 @@ def _prepare_single(args: argparse.Namespace, itex: Any) -> Any:
     decision = decide_onednn(needs_onednn=_looks_quantised(args.model), explicit=args.onednn, itex=itex is not None)
     prepare_process(decision, where="tfcpu bench")  # TensorFlow reads it at import: decide before load
     log.info("%s: %s", args.model, decision.reason)
-    config = SessionConfig.for_topology()
+    config = SessionConfig.for_topology().with_frozen_weights(True if args.frozen_weights else None)
     if itex is not None:
         config = config.with_itex(amp=itex.amp)
     config.apply()
@@ -206,13 +215,28 @@ def _prepare_single(args: argparse.Namespace, itex: Any) -> Any:
 def _settings(args: argparse.Namespace, itex: Any, backend_opts: dict[str, Any]) -> Any:
     from tfcpu.runtime.multi import InstanceSettings
 
+    env, allocator = runtime_env(args, children=True)
+    env.update(itex.env() if itex is not None else {})
     return InstanceSettings(
         backend=args.backend,
         backend_options=tuple(sorted(backend_opts.items())),
-        env=tuple(sorted(itex.env().items())) if itex is not None else (),
+        env=tuple(sorted(env.items())),
         onednn=True if itex is not None else args.onednn,
         debug=bool(getattr(args, "debug", False)),
+        allocator=allocator,
     )
+
+
+def _runtime_settings(settings: Any) -> dict[str, Any]:
+    """The allocator (and its library) and frozen-weights variable the children were started with."""
+    from tfcpu.session.xeon import FROZEN_WEIGHTS, find_allocator
+
+    allocator = settings.allocator
+    return {
+        "allocator": allocator,
+        "allocator_library": None if allocator is None else find_allocator(allocator),
+        FROZEN_WEIGHTS: dict(settings.env).get(FROZEN_WEIGHTS),
+    }
 
 
 def _multi(args: argparse.Namespace, model: Any, plan: Any, options: Any, settings: Any) -> Any:

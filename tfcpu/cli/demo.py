@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--duration", type=float, default=15.0, help="timed seconds per row")
     p.add_argument("--instances", type=int, help="instances for the multi-instance rows (default: auto)")
+    p.add_argument(
+        "--no-dispatch",
+        dest="dispatch",
+        action="store_false",
+        help="skip the dispatch probe behind the kernels column (one short child per graph, untimed)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -39,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             duration=args.duration,
             instances=args.instances,
             progress=update,
+            dispatch=args.dispatch,
         )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

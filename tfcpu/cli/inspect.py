@@ -6,28 +6,7 @@ import argparse
 import json
 
 from tfcpu._render import print_rich
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a .pb/.pbtxt/.keras/.h5 file, a SavedModel directory, or a Keras application "
-        "(ResNet50, keras:MobileNetV2)",
-    )
-    p.add_argument("--inputs", nargs="+", help="input tensor names (default: the Placeholders)")
-    p.add_argument("--outputs", nargs="+", help="output tensor names (default: the sink nodes)")
-    p.add_argument("--signature", help="SavedModel signature key (default: serving_default)")
-    add_allow_unsafe_arg(p)
-
-
-def add_allow_unsafe_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--allow-unsafe-ops",
-        metavar="OP[,OP...]",
-        help="let these op types through the safety scan (ops that touch files, the network or Python; "
-        "see docs/security.md), e.g. ReadFile,PyFunc",
-    )
+from tfcpu.cli._common import add_model_args, load_model
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,16 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from tfcpu.errors import UnsafeModelError
     from tfcpu.graph import safety
-    from tfcpu.graph.load import load
 
     try:
-        model = load(
-            args.model,
-            inputs=args.inputs,
-            outputs=args.outputs,
-            signature=args.signature,
-            allow_unsafe_ops=args.allow_unsafe_ops,
-        )
+        model = load_model(args)
     except UnsafeModelError as exc:
         # Report mode: show everything the scan found, then fail (exit 2) with the error line.
         report = getattr(exc, "report", None)

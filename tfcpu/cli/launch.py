@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tfcpu.cli._common import add_layout_args, plan_from_args
+from tfcpu.cli._runtime_args import add_runtime_args, runtime_env
 from tfcpu.errors import ConfigError
+from tfcpu.session.xeon import preload_env
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,11 +20,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Start COMMAND once per instance of the plan, pinned to the instance's CPUs, with "
         "TFCPU_INSTANCE_INDEX, TFCPU_NUM_INSTANCES, TFCPU_SHARD, TFCPU_CPUS and the thread variables in "
         "its environment. Output is prefixed with [i]. Exits non-zero if any copy failed.",
-        usage="tfcpu launch (--instances N | --cores-per-instance K) [--timeout S] [--json] -- COMMAND ...",
+        usage="tfcpu launch (--instances N | --cores-per-instance K) [--timeout S] [--json] [--allocator A] "
+        "[--frozen-weights] -- COMMAND ...",
     )
     add_layout_args(p)
     p.add_argument("--timeout", type=float, help="kill every copy still running after this many seconds")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    add_runtime_args(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(func=run)
 
@@ -35,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         raise ConfigError("no command given", hint="tfcpu launch --instances 2 -- python script.py")
     plan = plan_from_args(args)
-    result = launch(command, plan, timeout=args.timeout, output=sys.stdout)
+    env, allocator = runtime_env(args, children=True)
+    env.update(preload_env(allocator, os.environ, "tfcpu launch --allocator"))
+    result = launch(command, plan, timeout=args.timeout, env=env, output=sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     for copy in result.failed:

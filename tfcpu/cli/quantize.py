@@ -9,13 +9,10 @@ VNNI/BF16/AMX) this command turns oneDNN on before TensorFlow starts (the precis
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from tfcpu._render import print_rich
-from tfcpu.cli.inspect import add_model_args
+from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written
 from tfcpu.errors import ConfigError
 
 _SMOOTH_QUANT_HELP = (
@@ -31,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Optimise, calibrate and quantise a model; report what became INT8 and how outputs agree.",
     )
     add_model_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the graph (.pb or .pbtxt)")
+    add_output_args(p)
     p.add_argument(
         "--calibration",
         default="synthetic",
@@ -85,19 +82,9 @@ def _enable_onednn_if_needed() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    backend = args.backend or ("openvino" if out.suffix.lower() == ".xml" else "tensorflow")
+    backend = args.backend or ("openvino" if Path(args.output).suffix.lower() == ".xml" else "tensorflow")
     allowed = (".xml",) if backend == "openvino" else (".pb", ".pbtxt")
-    if out.suffix.lower() not in allowed:
-        raise ConfigError(f"-o must end in {' or '.join(allowed)} for --backend {backend}", where=str(out))
-    source = Path(args.model)
-    if source.exists() and out.exists() and os.path.samefile(source, out) and not args.overwrite:
-        raise ConfigError(
-            "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
-        )
-    from tfcpu._io import check_writable
-
-    check_writable(out)  # before the work: a read-only -o is a user error (exit 2)
+    out = check_output(args, allowed, why=f"for --backend {backend}")
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()
@@ -114,23 +101,11 @@ def run(args: argparse.Namespace) -> int:
 
     if backend == "tensorflow":
         _enable_onednn_if_needed()
-    from tfcpu.graph.load import load
-
-    model = load(
-        args.model,
-        inputs=args.inputs,
-        outputs=args.outputs,
-        signature=args.signature,
-        allow_unsafe_ops=args.allow_unsafe_ops,
-    )
+    model = load_model(args)
     result = plan.run(model)
     result.model.save(out)
-    if args.json:
-        data = result.to_dict()
-        data["output"] = str(out)
-        print(json.dumps(data, indent=2))
-    else:
-        print_rich(result)
+    print_written(result, out, as_json=args.json)
+    if not args.json:
         state = result.precision if result.quantized else "unchanged FP32"
         print(f"wrote {out} ({state})")
         if result.quantized and backend == "tensorflow":

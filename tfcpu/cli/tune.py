@@ -6,9 +6,9 @@ import argparse
 import json
 
 from tfcpu._render import print_rich
-from tfcpu.cli._common import progress_bar
+from tfcpu.cli._common import add_allow_unsafe_arg, load_model, progress_bar
 from tfcpu.cli.bench import add_timing_args, options_from_args
-from tfcpu.cli.inspect import add_allow_unsafe_arg
+from tfcpu.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--calibration-batches", type=int, default=10, metavar="N", help="calibration batches (10)")
     p.add_argument("--min-top1", type=float, default=0.99, help="accuracy rule on real data: top-1 agreement (0.99)")
     p.add_argument("--min-cosine", type=float, default=0.99, help="accuracy rule on synthetic data: cosine (0.99)")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="also sweep a runtime setting: allocator=none,tcmalloc,jemalloc or frozen_weights=0,1 (repeatable)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -54,7 +60,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from tfcpu._io import check_writable
     from tfcpu.cli.quantize import load_calibration
-    from tfcpu.graph.load import load
     from tfcpu.runtime.backends._base import check_backend
     from tfcpu.runtime.tune import AccuracyRule, tune
 
@@ -66,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     rule = AccuracyRule(args.min_top1, args.min_cosine, synthetic=calibration == "synthetic")
     if args.plot:
         check_writable(args.plot)  # before the sweep: an unwritable --plot is a user error (exit 2)
-    model = load(args.model, inputs=args.inputs, outputs=args.outputs, allow_unsafe_ops=args.allow_unsafe_ops)
+    if args.sweep:
+        return _run_sweep(args, options)
+    model = load_model(args)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(
             model,
@@ -104,3 +111,29 @@ def run(args: argparse.Namespace) -> int:
 def _names(value: str | None) -> tuple[str, ...]:
     """``"tensorflow, openvino"`` -> ``("tensorflow", "openvino")`` (checked by ``tune``)."""
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _run_sweep(args: argparse.Namespace, options: object) -> int:
+    """``--sweep KEY=V1,V2``: the layout sweep once per runtime variant (tfcpu.runtime.sweep)."""
+    from tfcpu.runtime.sweep import parse_sweep, sweep_runtime
+
+    if args.plot:
+        raise ConfigError("--plot is not supported with --sweep", hint="drop --plot, or sweep without --sweep")
+    variants = parse_sweep(args.sweep)  # refused before the model loads
+    model = load_model(args)
+    with progress_bar("sweep", enabled=not args.json) as update:
+        result = sweep_runtime(
+            model,
+            variants,
+            cores_per_instance=args.cores_per_instance,
+            batch_sizes=args.batch_size,
+            onednn=(True, False) if args.onednn_sweep else (None,),
+            latency_budget_ms=args.latency_budget,
+            progress=update,
+            options=options,
+        )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_rich(result)
+    return 0 if result.best is not None else 1

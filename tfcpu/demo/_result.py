@@ -35,6 +35,8 @@ class DemoRow:
         note: why it was skipped or failed, or what the graph holds.
         rounds: throughput of each third of the timed region.
         within_noise: the difference from the previous measured row is within the noise.
+        kernels: what ran, from the dispatch probe of the row's graph at its batch size
+            (`tfcpu.runtime.dispatch.DispatchReport.brief`); empty when not probed.
     """
 
     name: str
@@ -48,6 +50,7 @@ class DemoRow:
     note: str = ""
     rounds: tuple[float, ...] = ()
     within_noise: bool = False
+    kernels: str = ""
 
     @property
     def spread(self) -> float:
@@ -171,7 +174,7 @@ class DemoResult(TextTable):
         return cls.from_dict(json.loads(text))
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
-        cols = ("step", "img/s", "spread", "speedup", "p99 ms/batch", "instances", "note")
+        cols = ("step", "img/s", "spread", "speedup", "p99 ms/batch", "instances", "kernels", "note")
         rows: list[tuple[str, ...]] = []
         for r in self.rows:
             if r.ok:
@@ -186,11 +189,12 @@ class DemoResult(TextTable):
                         f"{r.speedup:.2f}x",
                         f"{r.p99_ms:.0f}",
                         str(r.instances),
+                        r.kernels or "-",
                         note,
                     )
                 )
             else:
-                rows.append((r.name, "-", "-", "-", "-", str(r.instances), f"{r.status}: {r.note}"))
+                rows.append((r.name, "-", "-", "-", "-", str(r.instances), "-", f"{r.status}: {r.note}"))
         return drop_empty_last_column(cols, rows)
 
     def __rich__(self) -> Any:

@@ -54,8 +54,10 @@ class _Run:
     n_multi: int
     calibration_batches: int
     itex: bool
+    dispatch: bool = True
     keras_path: Path | None = None
     graphs: dict[str, Any] = field(default_factory=dict)
+    kernels: dict[tuple[str, bool | None, bool], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def applies(self, step: Step) -> bool:
@@ -149,7 +151,13 @@ def _row(run: _Run, step: Step) -> DemoRow:
     if step.backend != "tensorflow":
         note = _ran_note(got.ran, step.precision, precision)
     return replace(
-        base, throughput=got.throughput, p99_ms=got.p99_ms, precision=precision, rounds=got.rounds, note=note
+        base,
+        throughput=got.throughput,
+        p99_ms=got.p99_ms,
+        precision=precision,
+        rounds=got.rounds,
+        note=note,
+        kernels=_kernels(run, step),
     )
 
 
@@ -163,6 +171,27 @@ def _ran_note(ran: dict[str, Any], asked: str, precision: str) -> str:
     return note
 
 
+def _kernels(run: _Run, step: Step) -> str:
+    """The row's "kernels" cell: one dispatch probe per distinct graph and oneDNN setting, in a child,
+    after the row's timed window (never inside it); Keras predict rows are not probed."""
+    if not run.dispatch or step.graph == "keras" or step.graph not in run.graphs:
+        return ""
+    key = (step.graph, step.onednn, step.itex)
+    if key not in run.kernels:
+        from tfcpu.runtime.dispatch import probe_dispatch
+
+        try:
+            env = {**os.environ, **dict(itex_env())} if step.itex else None
+            report = probe_dispatch(
+                run.graphs[step.graph], batch_size=run.options.batch_size, onednn=step.onednn, env=env
+            )
+            run.kernels[key] = report.brief()
+        except TfcpuError as exc:
+            log.warning("dispatch probe of %r failed: %s", step.graph, exc)
+            run.kernels[key] = f"probe failed: {exc.what}"
+    return run.kernels[key]
+
+
 def run_demo(
     model: str = DEFAULT_MODEL,
     *,
@@ -173,6 +202,7 @@ def run_demo(
     instances: int | None = None,
     calibration_batches: int = 8,
     progress: Progress | None = None,
+    dispatch: bool = True,
 ) -> DemoResult:
     """Measure every step of the white paper on ``model`` and return the table.
 
@@ -185,6 +215,8 @@ def run_demo(
         instances: instances of the multi-instance rows (default: about 4 cores each).
         calibration_batches: synthetic calibration batches for INT8.
         progress: callback ``(done, total, label)``.
+        dispatch: fill each graph row's "kernels" cell with a dispatch probe (one child per distinct
+            graph, outside the timed windows); False skips the probes.
     """
     from tfcpu.session.config import itex_installed
     from tfcpu.topology import Topology
@@ -199,7 +231,7 @@ def run_demo(
     n_multi = instances or default_instances(topo.usable_physical_cores)
     rows: list[DemoRow] = []
     with tempfile.TemporaryDirectory(prefix="tfcpu-demo-") as tmp:
-        run = _Run(model, options, topo, Path(tmp), n_multi, calibration_batches, itex_installed())
+        run = _Run(model, options, topo, Path(tmp), n_multi, calibration_batches, itex_installed(), dispatch)
         if run.itex:
             run.notes.append(
                 "ITEX is installed: TensorFlow loads its plug-in in every row; the ITEX row sets its options"

@@ -6,7 +6,7 @@ re-exported here, so the module name stays importable).
 """
 
 from tfcpu.graph.compare import Comparison, OutputComparison, compare_outputs, random_inputs
-from tfcpu.graph.model import Model, TensorSpec, tensor_name
+from tfcpu.graph.model import Model, ModelRecord, TensorSpec, tensor_name
 from tfcpu.graph.optimizer import CheckResult, GraphOptimizer, OptimizationResult
 from tfcpu.graph.summary import GraphSummary
 
@@ -16,6 +16,7 @@ __all__ = [
     "GraphOptimizer",
     "GraphSummary",
     "Model",
+    "ModelRecord",
     "OptimizationResult",
     "OutputComparison",
     "TensorSpec",

@@ -105,50 +105,34 @@ def topological_order(graph_def: Any) -> list[str] | None:
     Edges leaving ``NextIteration`` nodes (TF1 while loops) do not count as cycle edges.
     Inputs naming missing nodes are ignored here (validate them separately).
     """
-    names = {n.name for n in graph_def.node}
-    ops = {n.name: n.op for n in graph_def.node}
-    indegree = {n.name: 0 for n in graph_def.node}
-    out: dict[str, list[str]] = {}
-    for node in graph_def.node:
-        for text in node.input:
-            src = parse_input(text).node
-            if src not in names or ops[src] in ("NextIteration", "RefNextIteration"):
-                continue
-            indegree[node.name] += 1
-            out.setdefault(src, []).append(node.name)
-    ready = [n for n, d in indegree.items() if d == 0]
-    order: list[str] = []
-    while ready:
-        name = ready.pop()
-        order.append(name)
-        for dst in out.get(name, []):
-            indegree[dst] -= 1
-            if indegree[dst] == 0:
-                ready.append(dst)
-    return order if len(order) == len(indegree) else None
+    order = _kahn(graph_def, loop_edges=False)
+    return order if len(order) == len({n.name for n in graph_def.node}) else None
 
 
 def cycle_members(graph_def: Any) -> list[str]:
     """Names of nodes left over by a topological sort (on or behind a cycle)."""
     order = topological_order(graph_def)
     if order is None:
-        done = set(_partial_order(graph_def))
+        done = set(_kahn(graph_def, loop_edges=True))
         return sorted(n.name for n in graph_def.node if n.name not in done)
     return []
 
 
-def _partial_order(graph_def: Any) -> list[str]:
-    names = {n.name for n in graph_def.node}
+def _kahn(graph_def: Any, *, loop_edges: bool) -> list[str]:
+    """The nodes a topological sort reaches (all of them unless there is a cycle); ``loop_edges``:
+    whether edges leaving ``NextIteration`` nodes count."""
+    ops = {n.name: n.op for n in graph_def.node}
     indegree = {n.name: 0 for n in graph_def.node}
     out: dict[str, list[str]] = {}
     for node in graph_def.node:
         for text in node.input:
             src = parse_input(text).node
-            if src in names and src != "":
-                indegree[node.name] += 1
-                out.setdefault(src, []).append(node.name)
+            if src not in ops or (not loop_edges and ops[src] in ("NextIteration", "RefNextIteration")):
+                continue
+            indegree[node.name] += 1
+            out.setdefault(src, []).append(node.name)
     ready = [n for n, d in indegree.items() if d == 0]
-    order = []
+    order: list[str] = []
     while ready:
         name = ready.pop()
         order.append(name)

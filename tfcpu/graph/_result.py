@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tfcpu._render import TextTable
 from tfcpu.errors import ConfigError, did_you_mean
 from tfcpu.graph._check import CheckResult
-from tfcpu.graph.model import Model
+from tfcpu.graph.model import Model, ModelRecord
+from tfcpu.graph.passes._base import PassReport
 
 __all__ = ["OptimizationResult"]
 
@@ -69,6 +72,41 @@ class OptimizationResult(TextTable):
             "dumped": list(self.dumped),
             "ops_after": self.model.op_counts(),
         }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OptimizationResult:
+        """A loaded report from `to_dict` data. Its ``model`` is a `ModelRecord` (source and op histogram,
+        no graph): a loaded report, not a runnable model.
+
+        Args:
+            data: what `to_dict` returned (after a JSON round trip).
+
+        Raises:
+            ConfigError: ``data`` is not an OptimizationResult record.
+        """
+        try:
+            check = data["check"]
+            model = ModelRecord(
+                graph_def=None, inputs=(), outputs=(), source=str(data["source"]), counts=dict(data["ops_after"])
+            )
+            return cls(
+                model=model,
+                reports=tuple(PassReport.from_dict(r) for r in data["reports"]),
+                check=None if check is None else CheckResult.from_dict(check),
+                seconds=float(data["seconds"]),
+                pass_checks=tuple((str(p["after"]), CheckResult.from_dict(p["check"])) for p in data["pass_checks"]),
+                timings=tuple((str(t["pass"]), float(t["seconds"])) for t in data["timings"]),
+                dumped=tuple(str(d) for d in data["dumped"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError("not an OptimizationResult record", why=f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> OptimizationResult:
+        return cls.from_dict(json.loads(text))
 
     def _rows(self) -> list[list[Any]]:
         return [

@@ -35,12 +35,12 @@ from tfcpu._lazy import import_tensorflow
 from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean
 from tfcpu.graph._graphdef import parse_input, topological_order
 from tfcpu.graph.model import Model, TensorSpec, tensor_name
+from tfcpu.graph.safety_io import check_proto_size
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["APPLICATIONS", "load", "resolve_application", "validate_graph_def"]
 
-MAX_PROTO_BYTES = 2 * 1024**3 - 1
 APPLICATIONS = (
     "ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3",
     "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "NASNetMobile", "ResNet101",
@@ -192,16 +192,12 @@ def _check_path(path: Path) -> None:
                 hint="point at the SavedModel directory itself (the one holding saved_model.pb)",
             )
         return
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelError("model file is empty", where=str(path), hint="re-export the model")
-    if size > MAX_PROTO_BYTES:
-        raise ModelError(
-            "model file is larger than 2 GiB",
-            where=str(path),
-            why=f"{size} bytes; a protobuf message cannot exceed 2 GiB, so this is not a single GraphDef",
-            hint="save large models as a SavedModel (weights live in variables files) and load the directory",
-        )
+    check_proto_size(
+        path,
+        "model file",
+        large_why=", so this is not a single GraphDef",
+        large_hint="save large models as a SavedModel (weights live in variables files) and load the directory",
+    )
 
 
 def _read_graph_def(path: Path) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "PRECISION",
     "Metadata",
     "Model",
+    "ModelRecord",
     "TensorSpec",
     "copy_graph_def",
     "tensor_name",
@@ -261,8 +262,68 @@ class Model:
             "metadata": _thaw(self.metadata),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRecord:
+        """A `ModelRecord` from `to_dict` data: the signature and op histogram of a loaded report.
+
+        Args:
+            data: what `to_dict` returned (after a JSON round trip).
+
+        Raises:
+            ConfigError: ``data`` is not a Model record.
+        """
+        from tfcpu.errors import ConfigError
+
+        try:
+            return ModelRecord(
+                graph_def=None,
+                inputs=tuple(TensorSpec.from_dict(t) for t in data["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(t) for t in data["outputs"]),
+                source=str(data["source"]),
+                metadata=data.get("metadata") or {},
+                counts={str(k): int(v) for k, v in data["op_counts"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError("not a Model record", why=f"{type(exc).__name__}: {exc}") from exc
+
     def __rich__(self) -> Any:
         return self.summary().__rich__()
 
     def _repr_html_(self) -> str:
         return str(self.summary()._repr_html_())
+
+
+@dataclass(frozen=True)
+class ModelRecord(Model):
+    """A Model read back from a result's JSON: its signature, op histogram and metadata, no graph
+    (``graph_def`` is None). A loaded report, not a runnable model: load the saved graph to run it.
+
+    Attributes:
+        counts: how many nodes of each op type the graph had (what `op_counts` returns).
+    """
+
+    counts: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "counts", Metadata(self.counts))
+
+    @property
+    def node_count(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def needs_onednn(self) -> bool:
+        return bool(self.metadata.get(NEEDS_ONEDNN)) or any(is_quantized_op(op) for op in self.counts)
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def to_bytes(self) -> bytes:
+        from tfcpu.errors import ModelError
+
+        raise ModelError(
+            "a model read back from a report has no graph",
+            where=self.source,
+            hint="load the saved model file (tfcpu.load(path)) to run or save it",
+        )

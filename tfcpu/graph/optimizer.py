@@ -211,13 +211,28 @@ class GraphOptimizer:
         """Delete attributes equal to their registered default."""
         return self.add("strip_default_attrs")
 
+    def fold_shape_arithmetic(self) -> GraphOptimizer:
+        return self.add("fold_shape_arithmetic")
+
+    def projections_to_matmul(self) -> GraphOptimizer:
+        return self.add("projections_to_matmul")
+
+    def fuse_matmul_gelu(self) -> GraphOptimizer:
+        return self.add("fuse_matmul_gelu")
+
+    def fuse_layer_norm(self) -> GraphOptimizer:
+        return self.add("fuse_layer_norm")
+
     @classmethod
     def default(cls) -> GraphOptimizer:
         """The paper's transform string, made to work on graphs from TF 2.x and Keras 3.
 
         ``strip_unused_nodes remove_nodes(Identity, CheckNumerics) fold_constants(ignore_errors)
         fold_old_batch_norms fold_batch_norms`` then ``merge_duplicate_constants``,
-        ``remove_const_control_edges`` and a final ``strip_unused_nodes``. The batch-norm passes
+        ``remove_const_control_edges`` and a final ``strip_unused_nodes``. Between them the
+        transformer passes ``fold_shape_arithmetic``, ``projections_to_matmul``, ``fuse_matmul_gelu``
+        and ``fuse_layer_norm`` (see docs/transformers.md) turn attention projections into 2-D
+        MatMuls and put MatMul + BiasAdd + GELU and LayerNorm in the forms TF's remapper fuses. The batch-norm passes
         here also fold through a BiasAdd and the Keras 3 decomposed form, which TF's C++ tool
         leaves alone. It starts with ``strip_unknown_attrs(only_newer_producer=True)``, which
         acts only on graphs written by a newer TensorFlow than the installed one (e.g. TF 2.21
@@ -231,6 +246,10 @@ class GraphOptimizer:
             .fold_constants(ignore_errors=True)
             .fold_old_batch_norms()
             .fold_batch_norms()
+            .fold_shape_arithmetic()
+            .projections_to_matmul()
+            .fuse_matmul_gelu()
+            .fuse_layer_norm()
             .merge_duplicate_constants()
             .remove_const_control_edges()
             .strip_unused_nodes()

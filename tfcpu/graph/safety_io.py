@@ -27,7 +27,32 @@ CHECKPOINT_OPS = (
     "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice", "MergeV2Checkpoints",
     "ShardedFilename", "ShardedFilespec",
 )  # fmt: skip
-_MAX_PROTO_BYTES = 2 * 1024**3 - 1
+#: The largest protobuf message the runtime parses (2 GiB - 1).
+MAX_PROTO_BYTES = 2 * 1024**3 - 1
+
+
+def check_proto_size(path: Path, what: str, *, large_why: str = "", large_hint: str | None = None) -> None:
+    """Refuse an empty protobuf file or one larger than a protobuf message can be, before reading it.
+
+    Args:
+        path: the file.
+        what: how the messages name it (``"model file"``).
+        large_why: appended to the size in the too-large message.
+        large_hint: the fix in the too-large message.
+
+    Raises:
+        ModelError: the file is empty or larger than `MAX_PROTO_BYTES`.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError(f"{what} is empty", where=str(path), hint="re-export the model")
+    if size > MAX_PROTO_BYTES:
+        raise ModelError(
+            f"{what} is larger than 2 GiB",
+            where=str(path),
+            why=f"{size} bytes; a protobuf message cannot exceed 2 GiB{large_why}",
+            hint=large_hint,
+        )
 
 
 def read_saved_model_proto(path: Path) -> Any:
@@ -40,15 +65,7 @@ def read_saved_model_proto(path: Path) -> Any:
 
     binary = path / "saved_model.pb"
     pb = binary if binary.is_file() else path / "saved_model.pbtxt"
-    size = pb.stat().st_size
-    if size == 0:
-        raise ModelError("the SavedModel's graph file is empty", where=str(pb), hint="re-export the model")
-    if size > _MAX_PROTO_BYTES:
-        raise ModelError(
-            "the SavedModel's graph file is larger than 2 GiB",
-            where=str(pb),
-            why=f"{size} bytes; a protobuf message cannot exceed 2 GiB",
-        )
+    check_proto_size(pb, "the SavedModel's graph file")
     proto = saved_model_pb2.SavedModel()
     data = pb.read_bytes()
     try:

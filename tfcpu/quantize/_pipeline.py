@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from tfcpu.errors import QuantizationError
@@ -59,7 +59,7 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a quantiser made of the FP32 graph."""
+    """What a quantiser made of the FP32 graph (each field has the name of the QuantizationResult field it becomes)."""
 
     model: Model
     precision: str
@@ -72,6 +72,7 @@ class Outcome:
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
     cosine: float | None = None
+    matmul_flop_share: float | None = None
     inc_version: str | None = None
     trials: tuple[Trial, ...] = ()
 
@@ -124,26 +125,14 @@ def optimise(prepared: Prepared) -> Prepared:
 
 def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
     """The one place a QuantizationResult is made."""
-    quantized = outcome.precision != "fp32"
+    found = {f.name: getattr(outcome, f.name) for f in fields(outcome)}  # same names as the result's
     return QuantizationResult(
-        model=outcome.model,
-        quantized=quantized,
-        precision=outcome.precision,
-        op_types=outcome.op_types,
-        quantized_ops=outcome.quantized_ops,
-        kept_fp32_nodes=outcome.kept_fp32_nodes,
-        fp32_metric=outcome.fp32_metric,
-        int8_metric=outcome.int8_metric,
-        tolerance=outcome.tolerance,
-        top1_agreement=outcome.top1_agreement,
-        max_abs_diff=outcome.max_abs_diff,
-        cosine=outcome.cosine,
+        **found,
+        quantized=outcome.precision != "fp32",
         calibration=prepared.calibration,
         optimized=prepared.fp32.optimized_with is not None,
         fast_int8_hardware=bool(prepared.topology.precisions["int8"].accelerated),
         onednn_enabled=prepared.onednn,
-        inc_version=outcome.inc_version,
-        trials=outcome.trials,
         warnings=prepared.warnings,
         seconds=round(time.perf_counter() - prepared.start, 3),
         optimization=prepared.optimization,
@@ -224,6 +213,7 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         return Outcome(model=prepared.source, precision="fp32", **common), prepared
     agreement, prepared = _agree(prepared, qmodel, "int8")
     outcome = Outcome(
+        matmul_flop_share=_matmul_share(qmodel, batches),
         model=qmodel,
         precision="int8",
         quantized_ops=found,
@@ -235,6 +225,20 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         **common,
     )
     return outcome, prepared
+
+
+def _matmul_share(qmodel: Model, batches: list[dict[str, Any]]) -> float | None:
+    """The INT8 share of the graph's MatMul/Einsum FLOPs at the first calibration batch's shapes."""
+    from tfcpu.graph.flops import matmul_flops
+
+    if not batches:
+        return None
+    try:
+        share = matmul_flops(qmodel.graph_def, {k: v.shape for k, v in batches[0].items()})
+    except Exception as exc:  # noqa: BLE001 - a report line, never a reason to fail the quantisation
+        log.debug("no MatMul FLOP share for %s: %s", qmodel.source, exc)
+        return None
+    return share.share if share.total else None
 
 
 def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, Any], Prepared]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ QUANTIZABLE_OPS = (
     "MaxPool3D",
     "AvgPool",
     "ConcatV2",
+    "Einsum",  # listed so the report shows attention products that stay FP32
 )
 
 
@@ -176,6 +178,8 @@ class QuantizationResult(TextTable):
             (rank-2 outputs with more than one class); None when not measured.
         max_abs_diff: largest absolute output difference on the calibration data.
         cosine: the lowest output cosine similarity with FP32 on the same data.
+        matmul_flop_share: the share of MatMul/BatchMatMul/Einsum FLOPs that run in INT8 (None
+            when the graph has none), at the calibration batch's shapes.
         calibration: what the calibration used.
         optimized: whether the graph that was quantised came out of GraphOptimizer (here, or before).
         optimization: the GraphOptimizer run this call made (None when it made none: ``.optimize(False)``,
@@ -199,6 +203,7 @@ class QuantizationResult(TextTable):
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
     cosine: float | None = None
+    matmul_flop_share: float | None = None
     calibration: Calibration | None = None
     optimized: bool = False
     fast_int8_hardware: bool = False
@@ -233,6 +238,7 @@ class QuantizationResult(TextTable):
             "top1_agreement": self.top1_agreement,
             "max_abs_diff": self.max_abs_diff,
             "cosine": self.cosine,
+            "matmul_flop_share": self.matmul_flop_share,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "optimized": self.optimized,
             "fast_int8_hardware": self.fast_int8_hardware,
@@ -244,6 +250,60 @@ class QuantizationResult(TextTable):
             "optimization": None if self.optimization is None else self.optimization.to_dict(),
             "requested": self.requested,
         }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantizationResult:
+        """A loaded report from `to_dict` data. Its ``model`` is a `tfcpu.graph.model.ModelRecord`
+        (signature and op histogram, ``graph_def`` None): a loaded report, not a runnable model.
+
+        Args:
+            data: what `to_dict` returned (after a JSON round trip).
+
+        Raises:
+            ConfigError: ``data`` is not a QuantizationResult record.
+        """
+        from tfcpu.graph._result import OptimizationResult
+
+        def number(key: str) -> float | None:
+            value = data[key]
+            return None if value is None else float(value)
+
+        try:
+            calibration, optimization = data["calibration"], data["optimization"]
+            return cls(
+                model=Model.from_dict(data["model"]),
+                quantized=bool(data["quantized"]),
+                precision=str(data["precision"]),
+                op_types=tuple(OpTypeRow.from_dict(r) for r in data["op_types"]),
+                quantized_ops={str(k): int(v) for k, v in data["quantized_ops"].items()},
+                kept_fp32_nodes=tuple(str(n) for n in data["kept_fp32_nodes"]),
+                fp32_metric=number("fp32_metric"),
+                int8_metric=number("int8_metric"),
+                tolerance=number("tolerance"),
+                top1_agreement=number("top1_agreement"),
+                max_abs_diff=number("max_abs_diff"),
+                cosine=number("cosine"),
+                matmul_flop_share=number("matmul_flop_share") if "matmul_flop_share" in data else None,
+                calibration=None if calibration is None else Calibration.from_dict(calibration),
+                optimized=bool(data["optimized"]),
+                fast_int8_hardware=bool(data["fast_int8_hardware"]),
+                onednn_enabled=data["onednn_enabled"],
+                inc_version=data["inc_version"],
+                trials=tuple(Trial.from_dict(t) for t in data["trials"]),
+                warnings=tuple(str(w) for w in data["warnings"]),
+                seconds=float(data["seconds"]),
+                optimization=None if optimization is None else OptimizationResult.from_dict(optimization),
+                requested=str(data["requested"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError("not a QuantizationResult record", why=f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> QuantizationResult:
+        return cls.from_dict(json.loads(text))
 
     # -- rendering ------------------------------------------------------------------------
     @property
@@ -286,6 +346,8 @@ class QuantizationResult(TextTable):
             lines.append(f"max abs output difference: {self.max_abs_diff:.4g}")
         if self.cosine is not None:
             lines.append(f"output cosine similarity with FP32: {self.cosine:.6f}")
+        if self.matmul_flop_share is not None:
+            lines.append(f"INT8 share of MatMul/Einsum FLOPs: {self.matmul_flop_share:.1%}")
         if self.kept_fp32_nodes:
             lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
         optimised = "no"

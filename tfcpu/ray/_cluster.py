@@ -33,7 +33,7 @@ import numpy as np
 from tfcpu._lazy import import_optional
 from tfcpu.errors import PlanError
 from tfcpu.ray._payload import ModelPayload
-from tfcpu.ray._predictor import METADATA_COLUMNS, InputColumns, Predictor, _check_plan_args
+from tfcpu.ray._predictor import METADATA_COLUMNS, InputColumns, Predictor, _check_plan_args, node_plan
 from tfcpu.ray._report import ClusterReport, aggregate
 
 if TYPE_CHECKING:
@@ -76,17 +76,7 @@ def _node_plan(cores_per_instance: int | None, instances: int | None, smt: bool)
     """Runs on a node: its plan's slots (the same plan the actors build there)."""
     import socket
 
-    from tfcpu.plan import InstancePlan
-    from tfcpu.topology import Topology
-
-    plan = InstancePlan.for_topology(
-        Topology.detect(),
-        instances=instances,
-        cores_per_instance=cores_per_instance,
-        smt=smt,
-        memory_binding=False,
-        method="sched_setaffinity",
-    )
+    plan = node_plan(cores_per_instance, instances, smt)
     return {
         "host": socket.gethostname(),
         "cpulists": [inst.cpulist for inst in plan.instances],

@@ -46,6 +46,7 @@ from tfcpu.errors import ConfigError, PlanError, RunnerError, did_you_mean
 from tfcpu.ray._payload import ModelPayload
 
 if TYPE_CHECKING:
+    from tfcpu.plan import InstancePlan
     from tfcpu.ray._slots import SlotClaim
     from tfcpu.runtime.runner import Runner
 
@@ -75,6 +76,22 @@ def column_name(tensor: str, prefix: str = "") -> str:
         node, index = tensor, "0"
     base = node if index == "0" else f"{node}_{index}"
     return prefix + re.sub(r"[^0-9A-Za-z_]", "_", base.lstrip("^"))
+
+
+def node_plan(cores_per_instance: int | None, instances: int | None, smt: bool) -> InstancePlan:
+    """The instance plan of this node as every actor on it builds it (threads pinned with
+    ``sched_setaffinity``, no memory binding), so that the driver's survey sees the same slots."""
+    from tfcpu.plan import InstancePlan
+    from tfcpu.topology import Topology
+
+    return InstancePlan.for_topology(
+        Topology.detect(),
+        instances=instances,
+        cores_per_instance=cores_per_instance,
+        smt=smt,
+        memory_binding=False,
+        method="sched_setaffinity",
+    )
 
 
 def _thread_ids() -> list[int]:
@@ -163,7 +180,6 @@ class Predictor:
         backend: str | None = None,
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
-        from tfcpu.plan import InstancePlan
         from tfcpu.runtime.backends._base import check_backend
 
         if backend is not None:
@@ -171,17 +187,9 @@ class Predictor:
         self.backend_name = backend
         self.backend_options = dict(backend_options or {})
         from tfcpu.ray._slots import claim_slot
-        from tfcpu.topology import Topology
 
         tf_started = "tensorflow" in sys.modules
-        plan = InstancePlan.for_topology(
-            Topology.detect(),
-            instances=instances,
-            cores_per_instance=cores_per_instance,
-            smt=smt,
-            memory_binding=False,
-            method="sched_setaffinity",
-        )
+        plan = node_plan(cores_per_instance, instances, smt)
         self._claim: SlotClaim | None = None
         if pin:
             self._claim = claim_slot(plan, lock_dir=lock_dir, timeout=claim_timeout)

@@ -32,6 +32,8 @@ class InstanceSettings:
         strict: raise `InstanceError` when an instance fails, instead of
             returning a partial result.
         debug: let TensorFlow's C++ start-up lines through in the children's logs.
+        allocator: ``"tcmalloc"``/``"jemalloc"`` preloaded (``LD_PRELOAD``) into every child; None:
+            libc's malloc. A library missing on this OS is refused when the children are started.
     """
 
     backend: str = "tensorflow"
@@ -44,9 +46,13 @@ class InstanceSettings:
     timeout: float | None = None
     strict: bool = False
     debug: bool = False
+    allocator: str | None = None
 
     def __post_init__(self) -> None:
+        from tfcpu.session.xeon import check_allocator
+
         check_backend(self.backend, where="InstanceSettings(backend=...)")
+        object.__setattr__(self, "allocator", check_allocator(self.allocator, "InstanceSettings(allocator=...)"))
         if self.startup_timeout <= 0 or (self.timeout is not None and self.timeout <= 0):
             raise ConfigError("timeouts must be > 0 seconds", where="InstanceSettings")
 
@@ -74,6 +80,25 @@ class InstanceSettings:
 
 _OPTION_KEYS = ("batch_size", "warmup", "steps", "duration", "shapes", "seed")
 _SETTING_KEYS = ("threads", "env", "collect_outputs", "startup_timeout", "timeout")
+
+
+def with_session_settings(settings: InstanceSettings | None, config: Any) -> InstanceSettings | None:
+    """``settings`` plus a `SessionConfig`'s allocator and frozen-weights switch (what the settings leave unset).
+
+    Args:
+        settings: the caller's settings (None: defaults, returned as None when ``config`` adds nothing).
+        config: a `tfcpu.session.config.SessionConfig` (its ``allocator`` and ``frozen_weights``).
+    """
+    from tfcpu.session.xeon import FROZEN_WEIGHTS
+
+    env = dict(settings.env) if settings is not None else {}
+    allocator = settings.allocator if settings is not None else None
+    if config.frozen_weights is not None:
+        env.setdefault(FROZEN_WEIGHTS, "1" if config.frozen_weights else "0")
+    allocator = allocator or config.allocator
+    if settings is None and not env and allocator is None:
+        return None
+    return replace(settings or InstanceSettings(), env=tuple(sorted(env.items())), allocator=allocator)
 
 
 def from_keywords(

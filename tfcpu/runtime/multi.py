@@ -43,6 +43,7 @@ from tfcpu.runtime.backends._base import BenchmarkOptions, Timing
 from tfcpu.runtime.feeds import normalise_feed
 from tfcpu.runtime.results import InstanceResult, MultiInstanceResult
 from tfcpu.session.precision import child_env, decide_onednn
+from tfcpu.session.xeon import preload_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import Instance, InstancePlan
@@ -162,6 +163,7 @@ def run_instances(
     instances = tuple(plan.instances)
     if not instances:
         raise ConfigError("the plan has no instances")
+    preload_env(cfg.allocator, {}, "run_instances (InstanceSettings.allocator)")  # refused before any child starts
     sharded = not isinstance(data, str)
     if isinstance(data, str) and data != "synthetic":
         raise ConfigError(f"unknown data source {data!r}", hint='use "synthetic" or pass a dataset array')
@@ -261,6 +263,7 @@ def _env(model: Model, inst: Instance, cfg: InstanceSettings) -> dict[str, str]:
     decision = decide_onednn(needs_onednn=model.needs_onednn, explicit=cfg.onednn, environ=base)
     log.debug("instance %d: %s", inst.index, decision.reason)
     env = child_env(decision, base, debug=cfg.debug)
+    env.update(preload_env(cfg.allocator, env, "run_instances (InstanceSettings.allocator)"))
     env["PYTHONUNBUFFERED"] = "1"
     env["TFCPU_INSTANCE_INDEX"] = str(inst.index)
     return env

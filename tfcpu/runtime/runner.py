@@ -344,12 +344,17 @@ class Runner:
         """Run this model in one pinned child process per instance of ``plan``.
 
         Keyword arguments are those of `tfcpu.runtime.multi.run_instances()`; this Runner's
-        backend and its options are used unless ``settings`` names others.
+        backend and its options are used unless ``settings`` names others, and its config's
+        allocator (``LD_PRELOAD`` in the children) and frozen-weights switch are carried into them.
         """
+        from tfcpu.runtime._settings import with_session_settings
         from tfcpu.runtime.multi import InstanceSettings, run_instances
 
         if "settings" not in kwargs and self.backend_name != "tensorflow":
             kwargs["settings"] = InstanceSettings(
                 backend=self.backend_name, backend_options=tuple(sorted(self.backend_options.items()))
             )
+        settings = with_session_settings(kwargs.get("settings"), self.config)
+        if settings is not None:
+            kwargs["settings"] = settings
         return run_instances(self.model, plan, **kwargs)

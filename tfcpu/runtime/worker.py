@@ -38,12 +38,18 @@ log = logging.getLogger("tfcpu.worker")
 
 
 def _wait_for(path: Path, timeout: float) -> str:
+    from tfcpu.errors import InstanceError
+
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no start signal from the parent after {timeout:.0f} s")
+            raise InstanceError(
+                f"no start signal from the parent after {timeout:.0f} s",
+                where=str(path),
+                hint="the other instances took longer to load and warm up: raise InstanceSettings.startup_timeout",
+            )
         if os.getppid() == 1:
-            raise RuntimeError("the parent process is gone")
+            raise InstanceError("the parent process is gone", where=str(path), hint="run the instances again")
         time.sleep(0.002)
     return path.read_text()
 
@@ -173,5 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit_now(code: int) -> None:
+    """End the child without interpreter teardown once its result (or error) file is written.
+
+    Native runtimes release their thread pools in destructors at teardown; OpenVINO's CPU plug-in
+    was seen to abort there ("Resource deadlock avoided", SIGABRT) after the result was written,
+    turning a finished instance into a failed one. Nothing is left to clean up at this point: the
+    result is on disk (atomically), the parent owns the work directory.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())

@@ -25,6 +25,8 @@ _PLAIN = (
     "trust_env",
     "per_session_threads",
     "budget",
+    "frozen_weights",
+    "allocator",
 )
 
 
@@ -67,6 +69,8 @@ def fields_from_record(data: Mapping[str, Any]) -> dict[str, Any]:
             "budget": None if data.get("budget") is None else int(data["budget"]),
             "explicit": frozenset(str(n) for n in data.get("explicit", ())),
             "itex": None if data.get("itex") is None else ItexSettings.from_dict(data["itex"]),
+            "frozen_weights": data.get("frozen_weights"),
+            "allocator": data.get("allocator"),
             "isa": tuple(str(f) for f in data.get("isa", ())),
         }
     except ConfigError:

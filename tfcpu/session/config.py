@@ -19,7 +19,9 @@ validate at once; nothing touches the process until a terminal call:
 
 `SessionConfig.with_itex()` adds Intel Extension for TensorFlow's settings (bf16 auto mixed
 precision, layout optimisation, OpenMP or Eigen thread pool) as ITEX's own variables and
-``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md.
+``itex.ConfigProto`` (`SessionConfig.itex_config()`); see docs/itex.md. `with_frozen_weights()`,
+`with_allocator()` and `preload_env()` (from `tfcpu.session.xeon.XeonSettings`) add the Xeon field
+settings; see docs/threads.md.
 
 Where values come from, highest first: a ``with_*`` call, then (with ``trust_env``, the
 default) a variable already in the environment, then tfcpu's default. A user's
@@ -83,6 +85,7 @@ from tfcpu.session.itex import (
     itex_installed,
     require_itex,
 )
+from tfcpu.session.xeon import FROZEN_WEIGHTS, XeonSettings, check_allocator
 
 if TYPE_CHECKING:
     from tfcpu.session.runtime import RuntimeInfo
@@ -124,7 +127,7 @@ _UNSET: Any = object()
 
 
 @dataclass(frozen=True)
-class SessionConfig:
+class SessionConfig(XeonSettings):
     """Thread, OpenMP and oneDNN settings for one TensorFlow process (immutable builder).
 
     Build it with `for_topology()`; the fields are the *configured* values, the
@@ -144,6 +147,8 @@ class SessionConfig:
         budget: usable CPUs of the topology, to flag oversubscription.
         explicit: names of the variables set through a ``with_*`` call.
         itex: Intel Extension for TensorFlow settings (`with_itex()`).
+        frozen_weights: ``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS``; ``None`` leaves it unset (`with_frozen_weights()`).
+        allocator: ``"tcmalloc"``/``"jemalloc"`` preloaded into instance children (`with_allocator()`).
         isa: the planned CPU's ISA flags (set by `for_topology()`), for checks at the terminal
             calls; empty: the machine is read there if a check needs it.
         environ: the managed variables of the environment when the config was first built
@@ -164,6 +169,8 @@ class SessionConfig:
     budget: int | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
     itex: ItexSettings | None = None
+    frozen_weights: bool | None = None
+    allocator: str | None = None
     isa: tuple[str, ...] = field(default=(), compare=False)
     environ: tuple[tuple[str, str], ...] | None = field(default=None, compare=False, repr=False)
 
@@ -175,6 +182,7 @@ class SessionConfig:
         _check_threads("inter_op_threads", self.inter_op, allow_zero=True)
         if self.omp is not None:
             _check_threads("omp_threads", self.omp)
+        object.__setattr__(self, "allocator", check_allocator(self.allocator, "SessionConfig(allocator=...)"))
         if self.itex is not None and self.onednn_opts is False:
             raise ConfigError(
                 f"ITEX needs {ONEDNN}=1",
@@ -292,7 +300,6 @@ class SessionConfig:
         return dataclasses.replace(self, per_session_threads=enabled)
 
     # -- resolution ---------------------------------------------------------------------
-    # -- resolution ---------------------------------------------------------------------
     @functools.cached_property
     def _snapshot_resolved(self) -> Resolved:
         return resolve(self, dict(self.environ or ()))
@@ -333,6 +340,8 @@ class SessionConfig:
         out.update(self.extra_env)
         if self.itex is not None:
             out.update(self.itex.env())
+        if self.frozen_weights is not None:
+            out[FROZEN_WEIGHTS] = "1" if self.frozen_weights else "0"
         return out
 
     def _check_machine(self) -> None:

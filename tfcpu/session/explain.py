@@ -16,6 +16,7 @@ from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError, did_you_mean
 from tfcpu.session._resolve import AFFINITY, BLOCKTIME, INTER, INTRA, OMP, ONEDNN, SETTINGS, Resolved
 from tfcpu.session.itex import ITEX_AMP, ITEX_LAYOUT, ITEX_THREADPOOL
+from tfcpu.session.xeon import FROZEN_WEIGHTS, xeon_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.session.config import SessionConfig
@@ -31,8 +32,9 @@ _KNOWN_EXTRA: dict[str, tuple[bool | None, str]] = {
     "ONEDNN_MAX_CPU_ISA": (None, "caps the ISA oneDNN uses; only when oneDNN is enabled"),
     "OPENBLAS_NUM_THREADS": (False, "caps NumPy's OpenBLAS threads; TensorFlow does not use OpenBLAS"),
     "MKL_NUM_THREADS": (False, "caps Intel MKL threads; stock TensorFlow does not link MKL"),
+    FROZEN_WEIGHTS: (None, "oneDNN Conv2D/MatMul kernels cache reordered filters (see with_frozen_weights)"),
 }
-_ONEDNN_ONLY = ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "ONEDNN_MAX_CPU_ISA")
+_ONEDNN_ONLY = ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "ONEDNN_MAX_CPU_ISA", FROZEN_WEIGHTS)
 _KMP_ROWS = (
     (BLOCKTIME, "ms an OpenMP thread spins before sleeping"),
     (SETTINGS, "prints the OpenMP settings at start-up"),
@@ -300,6 +302,7 @@ def explain_rows(
         *_openmp_rows(config, rt, resolved),
         *_other_rows(config, rt),
         *_itex_rows(config, rt),
+        *xeon_rows(config, rt),
     ]
     intra = int(resolved[INTRA][0] or 0)
     runtime_facts = (

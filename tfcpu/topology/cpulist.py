@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tfcpu.errors import ConfigError
+
 __all__ = ["format_cpulist", "parse_cpulist"]
 
 
@@ -18,8 +20,19 @@ def parse_cpulist(text: str) -> tuple[int, ...]:
     Empty text gives an empty tuple. Ranges with a stride (``0-7:2``) are accepted.
 
     Raises:
-        ValueError: the text is not a CPU list.
+        ConfigError: the text is not a CPU list (a ValueError too).
     """
+    try:
+        return _parse(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"not a CPU list: {text!r}",
+            why=str(exc),
+            hint="write CPU ids and ranges separated by commas, e.g. 0-3,8 or 0-7:2 (a stride)",
+        ) from None
+
+
+def _parse(text: str) -> tuple[int, ...]:
     cpus: set[int] = set()
     text = text.strip()
     if not text:
@@ -33,17 +46,17 @@ def parse_cpulist(text: str) -> tuple[int, ...]:
             part, stride_text = part.split(":", 1)
             stride = int(stride_text)
             if stride < 1:
-                raise ValueError(f"invalid stride in CPU list {text!r}")
+                raise ValueError(f"invalid stride {stride}")
         if "-" in part:
             lo_text, hi_text = part.split("-", 1)
             lo, hi = int(lo_text), int(hi_text)
             if hi < lo or lo < 0:
-                raise ValueError(f"invalid range {part!r} in CPU list {text!r}")
+                raise ValueError(f"invalid range {part!r}")
             cpus.update(range(lo, hi + 1, stride))
         else:
             cpu = int(part)
             if cpu < 0:
-                raise ValueError(f"negative CPU {cpu} in CPU list {text!r}")
+                raise ValueError(f"negative CPU {cpu}")
             cpus.add(cpu)
     return tuple(sorted(cpus))
 

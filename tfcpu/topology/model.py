@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfcpu._render import TextTable
+from tfcpu.errors import ConfigError
 from tfcpu.topology.cpulist import format_cpulist
 
 __all__ = ["ISA_FLAGS", "Core", "NumaNode", "Precision", "Topology"]
@@ -220,11 +221,22 @@ class Topology(TextTable):
         return self.threads_per_core > 1
 
     def core_of(self, cpu: int) -> Core:
-        """The core that owns logical CPU ``cpu``."""
+        """The core that owns logical CPU ``cpu``.
+
+        Args:
+            cpu: a logical CPU id of this topology.
+
+        Raises:
+            ConfigError: no core of this topology holds ``cpu``.
+        """
         for core in self.cores:
             if cpu in core.cpus:
                 return core
-        raise KeyError(cpu)
+        raise ConfigError(
+            f"no logical CPU {cpu} on this topology",
+            where=self.model_name or "topology",
+            hint=f"use one of its CPUs: {format_cpulist(c for core in self.cores for c in core.cpus)}",
+        )
 
     def has(self, *flags: str) -> bool:
         """True if every named ISA flag is present."""

@@ -5,7 +5,7 @@
     backend = OpenVinoBackend(model, config, {"hint": "throughput", "precision": "f32"})
     backend.activate()        # convert (in memory) + compile + numerical check on seeded inputs
     outputs = backend.infer([batch])                 # model.output_names order, TF's dtypes
-    timing = backend.timed(feeds, deadline=...)      # an AsyncInferQueue keeps requests in flight
+    timing = backend.timed(feeds, deadline=...)      # a ring of infer requests keeps several in flight
     backend.describe()        # precision read back from the compiled model, streams, threads, hint
 
 Settings (backend ``options``, all optional):
@@ -232,8 +232,14 @@ class OpenVinoBackend(Backend):
         progress: Progress | None = None,
         total: int = 0,
     ) -> Timing:
-        """Drive an ``AsyncInferQueue``: up to ``requests`` in flight, one (start, end, items) per finished
-        request on ``time.monotonic``. Submission stops after ``deadline``; requests in flight finish."""
+        """Keep ``requests`` infer requests in flight (a ring, oldest first) and record one
+        (start, end, items) per finished request on ``time.monotonic``; submission stops after
+        ``deadline`` and the requests in flight finish.
+
+        No Python callback runs on OpenVINO's threads: an ``AsyncInferQueue`` with a callback was seen
+        to abort the process later ("Resource deadlock avoided" from a native thread). A request's end
+        is when this thread finds it done; in a ring of equal requests that is when the oldest finishes.
+        """
         stream = iter(feeds)
         first = next(stream, None)
         if first is None:
@@ -241,36 +247,23 @@ class OpenVinoBackend(Backend):
         self._for_shapes(first)
         compiled, ports, key = self._compiled, list(self._ports), self._shape_key
         jobs = int(self.options.get("requests") or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue = ov.AsyncInferQueue(compiled, max(1, jobs))
-        done: dict[int, tuple[float, float, int, tuple[np.ndarray, ...]]] = {}
-        errors: list[BaseException] = []
-
-        def finished(request: Any, userdata: tuple[int, float, int]) -> None:
-            end = time.monotonic()
-            index, start, items = userdata
-            try:
-                values = tuple(v.copy() for v in self._outputs(request.results, ports)) if collect else ()
-                done[index] = (start, end, items, values)
-            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
-                errors.append(exc)
-
-        queue.set_callback(finished)
+        ring = _Ring(compiled, max(1, jobs), ports, self._outputs, collect)
         started_at = time.time()
-        for index, ordered in enumerate(itertools.chain([first], stream)):
-            if key is not None and tuple(np.shape(a) for a in ordered) != key:
-                queue.wait_all()
-                raise RunnerError("every timed batch must have the first batch's shapes", why=f"batch {index}")
-            inputs = self._inputs(ordered)
-            items = int(ordered[0].shape[0]) if ordered and np.ndim(ordered[0]) else 1
-            queue.get_idle_request_id()  # wait for a free request, so the start below is the real start
-            queue.start_async(inputs, (index, time.monotonic(), items))
-            if progress is not None:
-                progress(index + 1, total)
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-        queue.wait_all()
-        if errors:
-            raise RunnerError("OpenVINO failed during the timed run", why=str(errors[0]))
+        try:
+            for index, ordered in enumerate(itertools.chain([first], stream)):
+                if key is not None and tuple(np.shape(a) for a in ordered) != key:
+                    ring.drain()
+                    raise RunnerError("every timed batch must have the first batch's shapes", why=f"batch {index}")
+                items = int(ordered[0].shape[0]) if ordered and np.ndim(ordered[0]) else 1
+                ring.submit(index, self._inputs(ordered), items)
+                if progress is not None:
+                    progress(index + 1, total)
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            ring.drain()
+        except RuntimeError as exc:
+            raise RunnerError("OpenVINO failed during the timed run", why=str(exc).strip().splitlines()[-1]) from exc
+        done = ring.done
         order = sorted(done)
         return Timing(
             tuple((done[i][0], done[i][1], done[i][2]) for i in order),
@@ -371,3 +364,38 @@ def _ir_precision(model: Model) -> str | None:
     """The precision an IR was saved for (``tfcpu quantize --backend openvino --bf16``), if any."""
     value = getattr(model, "metadata", {}).get("openvino_precision")
     return None if value is None else str(value)
+
+
+class _Ring:
+    """``size`` infer requests used in turn: submitting to a slot first collects its previous request."""
+
+    def __init__(self, compiled: Any, size: int, ports: list[Any], outputs: Any, collect: bool) -> None:
+        self.requests = [compiled.create_infer_request() for _ in range(size)]
+        self.pending: list[tuple[int, float, int] | None] = [None] * size
+        self.done: dict[int, tuple[float, float, int, tuple[np.ndarray, ...]]] = {}
+        self._ports, self._outputs, self._collect = ports, outputs, collect
+        self._next = 0
+
+    def _finish(self, slot: int) -> None:
+        meta = self.pending[slot]
+        if meta is None:
+            return
+        request = self.requests[slot]
+        request.wait()
+        end = time.monotonic()
+        index, start, items = meta
+        values = tuple(v.copy() for v in self._outputs(request.results, self._ports)) if self._collect else ()
+        self.done[index] = (start, end, items, values)
+        self.pending[slot] = None
+
+    def submit(self, index: int, inputs: Any, items: int) -> None:
+        slot = self._next
+        self._next = (slot + 1) % len(self.requests)
+        self._finish(slot)
+        self.requests[slot].start_async(inputs)
+        self.pending[slot] = (index, time.monotonic(), items)
+
+    def drain(self) -> None:
+        size = len(self.requests)
+        for k in range(size):  # oldest first
+            self._finish((self._next + k) % size)
