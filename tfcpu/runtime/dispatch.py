@@ -265,13 +265,15 @@ def report_from_log(
             "no oneDNN exec lines: oneDNN was off or the model ran no oneDNN primitive "
             "(TensorFlow's own Eigen kernels are not logged)"
         )
+    from tfcpu.session.precision import ONEDNN
+
     report = DispatchReport(
         source, backend, batch_size, wall_ms, _rows(parsed.execs), parsed.version, parsed.cpu_isa, dict(env or {})
     )
     if parsed.execs and {e.kind for e in parsed.execs} == {"gemm_api"}:
         notes.append(
             "only oneDNN's sgemm API ran (gemm_api): TensorFlow's own Eigen kernels did the work with oneDNN's "
-            "graph rewrite off; no oneDNN convolution primitive (set TF_ENABLE_ONEDNN_OPTS=1 to use them)"
+            f"graph rewrite off; no oneDNN convolution primitive (set {ONEDNN}=1 to use them)"
         )
     if report.onednn_ms > wall_ms > 0:
         notes.append("oneDNN time exceeds the wall time: primitives ran in parallel (inter-op threads)")

@@ -6,6 +6,7 @@ import html as _html
 from typing import Any
 
 from tfcpu._render import html_table, rich_table
+from tfcpu.session.precision import ONEDNN
 from tfcpu.topology.cpulist import format_cpulist
 from tfcpu.topology.model import Topology
 
@@ -29,7 +30,7 @@ def table_rows(topo: Topology) -> list[tuple[str, str]]:
         ("inference ISA", topo.isa_summary()),
         ("virtual machine", "yes" if topo.is_vm else "no"),
         ("hybrid P/E cores", "yes" if topo.hybrid else "no"),
-        ("oneDNN on by default", "yes" if topo.onednn_default else "no (set TF_ENABLE_ONEDNN_OPTS=1)"),
+        ("oneDNN on by default", "yes" if topo.onednn_default else f"no (set {ONEDNN}=1)"),
     ]
     for name, prec in topo.precisions.items():
         mark = "yes" if prec.accelerated else "no"
