@@ -173,8 +173,9 @@ def _ran_note(ran: dict[str, Any], asked: str, precision: str) -> str:
 
 def _kernels(run: _Run, step: Step) -> str:
     """The row's "kernels" cell: one dispatch probe per distinct graph and oneDNN setting, in a child,
-    after the row's timed window (never inside it); Keras predict rows are not probed."""
-    if not run.dispatch or step.graph == "keras" or step.graph not in run.graphs:
+    after the row's timed window (never inside it); Keras predict rows and OpenVINO rows (no oneDNN
+    verbose log: OpenVINO's own kernels) are not probed."""
+    if not run.dispatch or step.graph == "keras" or step.backend != "tensorflow" or step.graph not in run.graphs:
         return ""
     key = (step.graph, step.onednn, step.itex)
     if key not in run.kernels:
