@@ -11,6 +11,9 @@ It writes to ``DIR``:
 * ``resnet50_int8.pb`` - the same graph quantised by tfcpu's Quantizer (INC, 2 random batches).
 * ``reference.npz`` - a fixed input batch and both graphs' outputs computed by that TensorFlow
   without ITEX: the "non-ITEX run" the itex tests compare against.
+* ``matmul_raw.pb`` - a bias-free Dense layer frozen as it is (not optimised): a plain ``MatMul``
+  carrying the newer TensorFlow's ``grad_a``/``grad_b`` attributes, which nothing fuses away (the
+  trained-like ResNet-50's MatMul is fused with its bias by Grappler, so it no longer shows the abort).
 * ``meta.json`` - producer TensorFlow version, GraphDef producer numbers, input/output names.
 
 Nothing is committed: ``nox -s itex`` runs this first (skipped when the files already exist for
@@ -25,6 +28,7 @@ import sys
 from pathlib import Path
 
 BATCH = 4
+FIXTURES_VERSION = 2  # bump when the set of files changes, so cached fixtures are made again
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +43,8 @@ def main(argv: list[str]) -> int:
     from tfcpu.runtime.runner import Runner
 
     meta_path = out / "meta.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("producer_tf") == tf.__version__:
+    cached = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if cached.get("producer_tf") == tf.__version__ and cached.get("fixtures") == FIXTURES_VERSION:
         print(f"fixtures in {out} are up to date")
         return 0
 
@@ -55,8 +60,14 @@ def main(argv: list[str]) -> int:
         with Runner(model) as runner:
             refs[name] = runner.run(x)[model.output_names[0]]
     np.savez(out / "reference.npz", **refs)
+    dense = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, use_bias=False)])
+    raw = tfcpu.load(dense)
+    raw.save(out / "matmul_raw.pb")
     meta = {
         "producer_tf": tf.__version__,
+        "fixtures": FIXTURES_VERSION,
+        "matmul_input": raw.input_names[0],
+        "matmul_output": raw.output_names[0],
         "producer": {"fp32": fp32.graph_def.versions.producer, "int8": int8.graph_def.versions.producer},
         "input": fp32.input_names[0],
         "output": fp32.output_names[0],

@@ -86,18 +86,18 @@ def test_with_itex_builds_itex_config_and_env():
 
 
 def test_the_raw_newer_graph_aborts_itex(fixtures, meta):
-    """The premise: without tfcpu's stripping, ITEX kills the process on this graph."""
+    """The premise: without tfcpu's stripping, ITEX kills the process on a newer TensorFlow's MatMul."""
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
         "g = tf.compat.v1.GraphDef(); g.ParseFromString(open(sys.argv[1], 'rb').read())\n"
         "graph = tf.Graph()\n"
         "with graph.as_default(): tf.compat.v1.import_graph_def(g, name='')\n"
         "with tf.compat.v1.Session(graph=graph) as s:\n"
-        "    s.run(sys.argv[3], {sys.argv[2]: np.zeros((1, 224, 224, 3), np.float32)})\n"
+        "    s.run(sys.argv[3], {sys.argv[2]: np.zeros((1, 8), np.float32)})\n"
     )
-    path = str(fixtures / "resnet50_fp32.pb")
+    path = str(fixtures / "matmul_raw.pb")
     proc = subprocess.run(
-        [sys.executable, "-c", script, path, meta["input"], meta["output"]],
+        [sys.executable, "-c", script, path, meta["matmul_input"], meta["matmul_output"]],
         capture_output=True,
         text=True,
         timeout=600,
