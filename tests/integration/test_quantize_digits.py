@@ -81,3 +81,57 @@ def test_int8_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
     assert data["top1_agreement"] is not None and data["top1_agreement"] >= 0.95
     assert data["calibration"]["synthetic"] is False and data["calibration"]["batches"] == 10
     assert not any("synthetic" in w for w in data["warnings"])
+
+
+BF16_CHILD = CHILD_PRELUDE + textwrap.dedent(
+    """
+    import json, sys
+
+    import tfcpu
+    from tests.digits import train_digits
+    from tfcpu.errors import ConfigError
+    from tfcpu.runtime import Runner
+
+    net, x_train, x_test, y_train, y_test = train_digits()
+    model = tfcpu.load(net)
+
+    def accuracy(m):
+        with Runner(m) as runner:
+            probs = runner.run(x_test)[m.output_names[0]]
+        return float((probs.argmax(axis=1) == y_test).mean())
+
+    data = {"accelerated": bool(tfcpu.Topology.detect().precisions["bf16"].accelerated)}
+    try:
+        result = tfcpu.Quantizer().bf16().run(model)
+    except ConfigError as exc:
+        data["refused"] = str(exc)
+    else:
+        data["fp32"] = accuracy(model)
+        data["bf16"] = accuracy(result.model)
+        data["precision"] = result.precision
+        data["bf16_types"] = sum(
+            1 for n in result.model.graph_def.node for a in n.attr.values() if a.type == 14  # DT_BFLOAT16
+        )
+        data["cosine"] = result.cosine
+    json.dump(data, open(sys.argv[1], "w"))
+    """
+)
+
+
+@pytest.mark.slow
+def test_bf16_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
+    """BF16 (issue 17): within 0.5 point of FP32 where the CPU has AVX512_BF16/AMX_BF16, refused elsewhere."""
+    script = tmp_path / "child.py"
+    script.write_text(BF16_CHILD)
+    out = tmp_path / "result.json"
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    if not data["accelerated"]:
+        assert "BF16" in data["refused"], data
+        return
+    assert data["precision"] == "bf16" and data["bf16_types"] > 0, data  # the label is read from the graph
+    assert data["fp32"] >= 0.95, data
+    assert data["bf16"] >= data["fp32"] - 0.005, data
+    assert data["cosine"] is not None and data["cosine"] >= 0.99, data
