@@ -40,7 +40,6 @@ def test_ci_and_nox_run_the_second_leg_with_the_opposite_value() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     commands = [line for line in ci if line.strip() and not line.lstrip().startswith("#")]
     readme_command = next(line for line in commands if "pytest" in line)
-    import re
 
     blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert readme_command == blocks[1].strip()  # the README's test command, first
