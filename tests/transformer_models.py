@@ -7,8 +7,9 @@ a tfcpu Model with ``tfcpu.load``; :func:`feeds` makes matching inputs.
 
 Families (``FAMILIES``):
 
-* ``keras3``: Keras 3 encoder: token ids + attention mask, Embedding, MultiHeadAttention,
-  LayerNormalization, exact (Erf) GELU MLP, mean pooling, a classifier head;
+* ``keras3``: Keras 3 encoder (tfcpu's built-in ``encoder`` with a dynamic sequence length): token
+  ids + attention mask, Embedding, MultiHeadAttention, LayerNormalization, exact (Erf) GELU MLP,
+  mean pooling, a classifier head;
 * ``tf_keras``: the same in tf_keras (Keras 2), with the tanh GELU;
 * ``vit``: a small ViT: 8x8 patch Conv2D, position embedding, attention blocks;
 * ``bert``: keras-hub's ``BertBackbone`` from a small config (no weights download).
@@ -42,29 +43,12 @@ def randomise(model: Any, seed: int = 0) -> Any:
     return model
 
 
-def _block3(keras: Any, x: Any, mask: Any, width: int, heads: int, approximate: bool) -> Any:
-    attn = keras.layers.MultiHeadAttention(heads, width // heads)(x, x, attention_mask=mask)
-    x = keras.layers.LayerNormalization()(x + attn)  # Keras's default epsilon 1e-3 (what the runtime fuses)
-    h = keras.layers.Dense(4 * width)(x)
-    h = keras.layers.Activation(lambda t: keras.activations.gelu(t, approximate=approximate))(h)
-    h = keras.layers.Dense(width)(h)
-    return keras.layers.LayerNormalization(epsilon=1e-6)(x + h)  # a BERT-like epsilon: left as written
-
-
 def keras3_encoder(layers: int = 2, width: int = 64, heads: int = 4, classes: int = 3, seed: int = 0) -> Any:
-    """Keras 3 encoder: ``token_ids`` and ``mask`` (int32, 1 = attend), logits of ``classes``."""
-    import keras
+    """Keras 3 encoder: ``token_ids`` and ``mask`` (int32, 1 = attend), logits of ``classes``: tfcpu's
+    built-in encoder (`tfcpu.graph.encoder.build_encoder`) with a dynamic sequence length."""
+    from tfcpu.graph.encoder import build_encoder
 
-    keras.utils.set_random_seed(seed)
-    ids = keras.Input((None,), dtype="int32", name="token_ids")
-    mask = keras.Input((None,), dtype="int32", name="mask")
-    x = keras.layers.Embedding(VOCAB, width)(ids)
-    attend = keras.ops.cast(mask[:, None, :], "bool")
-    for _ in range(layers):
-        x = _block3(keras, x, attend, width, heads, approximate=False)
-    pooled = keras.layers.GlobalAveragePooling1D()(x)
-    out = keras.layers.Dense(classes, name="logits")(pooled)
-    return randomise(keras.Model([ids, mask], out, name="encoder"), seed)
+    return build_encoder(layers, width, heads, seq_len=None, classes=classes, seed=seed)
 
 
 def tf_keras_encoder(layers: int = 2, width: int = 64, heads: int = 4, classes: int = 3, seed: int = 0) -> Any:
@@ -90,8 +74,10 @@ def tf_keras_encoder(layers: int = 2, width: int = 64, heads: int = 4, classes: 
 
 
 def vit(layers: int = 2, width: int = 64, heads: int = 4, classes: int = 3, seed: int = 0, image: int = 32) -> Any:
-    """A small ViT: ``image`` x ``image`` x 3 input, 8x8 patches, attention blocks, mean pooling."""
+    """A small ViT: ``image`` x ``image`` x 3 input, 8x8 patches, the encoder's blocks, mean pooling."""
     import keras
+
+    from tfcpu.graph.encoder import encoder_block
 
     keras.utils.set_random_seed(seed)
     pixels = keras.Input((image, image, 3), name="pixels")
@@ -101,7 +87,7 @@ def vit(layers: int = 2, width: int = 64, heads: int = 4, classes: int = 3, seed
     positions = keras.layers.Embedding(tokens, width)(keras.ops.arange(tokens)[None, :])
     x = x + positions
     for _ in range(layers):
-        x = _block3(keras, x, None, width, heads, approximate=False)
+        x = encoder_block(keras, x, None, width, heads)
     pooled = keras.layers.GlobalAveragePooling1D()(x)
     out = keras.layers.Dense(classes, name="logits")(pooled)
     return randomise(keras.Model(pixels, out, name="vit"), seed)

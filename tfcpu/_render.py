@@ -10,6 +10,7 @@ __all__ = [
     "TextTable",
     "drop_empty_last_column",
     "fit_widths",
+    "folds_a_word",
     "html_table",
     "print_rich",
     "render_text",
@@ -88,17 +89,49 @@ def fit_widths(columns: Sequence[Sequence[str]], available: int) -> list[int] | 
     return widths
 
 
+def folds_a_word(columns: Sequence[Sequence[str]], widths: Sequence[int]) -> bool:
+    """Whether ``widths`` (from `fit_widths`) split a word of some column (a number, a name) in two."""
+    return any(
+        w < max(len(word) for cell in col for word in _words(cell)) for col, w in zip(columns, widths, strict=True)
+    )
+
+
+def _spill_lines(columns: Sequence[Sequence[str]], spill: Sequence[int]) -> list[str]:
+    """The spilled columns as lines under the table: ``<first cell>: <header> <value>; ...`` per row."""
+    lines = []
+    for row in range(1, len(columns[0])):
+        parts = [f"{columns[i][0]}: {columns[i][row]}" for i in spill if columns[i][row] not in ("", "-")]
+        if parts:
+            lines.append(f"{columns[0][row]} — " + "; ".join(parts))
+    return lines
+
+
 def _fitted_table_class() -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     class FittedTable(Table):
-        """A rich Table whose column widths come from `fit_widths` at the width it is drawn at."""
+        """A rich Table whose column widths come from `fit_widths` at the width it is drawn at.
+
+        Columns listed in ``spill`` (long prose: notes, kernels) leave the table when keeping them
+        would split a word of some column (a number folded over two lines); their cells are then
+        printed under the table, one line per row.
+        """
+
+        spill: tuple[int, ...] = ()
 
         def __rich_console__(self, console: Any, options: Any) -> Any:
             ncols = len(self.columns)
             available = options.max_width - (ncols + 1) - 2 * ncols  # borders, one space each side
             cells = [[str(col.header), *(str(c) for c in col._cells)] for col in self.columns]
             widths = fit_widths(cells, available) if ncols else None
+            if widths is not None and self.spill and folds_a_word(cells, widths):
+                kept = [i for i in range(ncols) if i not in self.spill]
+                rows = [[cells[i][r] for i in kept] for r in range(1, len(cells[0]))]
+                yield rich_table(None if self.title is None else str(self.title), [cells[i][0] for i in kept], rows)
+                for line in _spill_lines(cells, self.spill):
+                    yield Text(line, overflow="fold")
+                return
             for index, col in enumerate(self.columns):
                 col.width = None if widths is None else widths[index]
             yield from super().__rich_console__(console, options)
@@ -106,15 +139,20 @@ def _fitted_table_class() -> Any:
     return FittedTable
 
 
-def rich_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
+def rich_table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, spill: Sequence[str] = ()
+) -> Any:
     """Build a ``rich.table.Table`` (imported lazily) that never splits a word it has room for.
 
     Args:
         title: shown above the table, left-aligned.
         columns: the column headers.
         rows: one sequence of cells per row (each shown with ``str``).
+        spill: headers of prose columns that move under the table, one line per row, when the
+            terminal is too narrow to keep every word of every column whole.
     """
     table = _fitted_table_class()(title=title, title_justify="left", header_style="bold")
+    table.spill = tuple(i for i, col in enumerate(columns) if col in spill)
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:

@@ -123,6 +123,27 @@ def test_a_graph_with_nothing_to_quantise_skips_the_int8_rows(tmp_path: Path) ->
     assert any(n.startswith("INT8 rows skipped") for n in data["notes"]), data["notes"]
 
 
+def test_the_demo_on_a_transformer_counts_sequences_and_quantises_its_projections(tmp_path: Path) -> None:
+    """``tfcpu demo --model <encoder>``: token ids + mask fed to Keras predict and to every graph row,
+    sequences/s, the projections' MatMuls in oneDNN and INT8, OpenVINO's layers named."""
+    from tfcpu.graph.encoder import build_encoder
+
+    path = tmp_path / "encoder.keras"
+    build_encoder(layers=1, width=32, heads=2, seq_len=16).save(path)
+    proc = _demo(path, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "out" / "demo.json").read_text())
+    rows = {r["name"]: r for r in data["rows"]}
+    assert data["unit"] == "seq/s" and "seq/s" in proc.stdout and "img/s" not in proc.stdout
+    assert list(rows)[:6] == SIX_ROWS
+    assert all(rows[name]["status"] == "ok" and rows[name]["throughput"] > 0 for name in SIX_ROWS), rows
+    assert rows["optimised graph"]["kernels"].startswith("matmul "), rows["optimised graph"]
+    assert rows["INT8"]["precision"] == "int8" and rows["INT8"]["note"].endswith("quantised ops")
+    assert rows["OpenVINO INT8"]["status"] == "ok" and "FullyConnected:i8" in rows["OpenVINO INT8"]["note"]
+    assert "quantizer" not in proc.stderr  # the quantizer's expected warnings stay out of the demo's terminal
+    assert proc.stdout.strip().splitlines()[-2].startswith("best: ") and "seq/s" in proc.stdout.splitlines()[-2]
+
+
 BF16_PROBE = r"""
 import json, sys
 sys.path.insert(0, {root!r})

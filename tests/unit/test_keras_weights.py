@@ -21,7 +21,7 @@ def test_no_batch_norm_is_identity_and_no_bias_is_zero() -> None:
     bns, biased = _bn_and_bias(model)
     assert all(np.all(np.asarray(b.moving_variance) == 1.0) for b in bns)  # Keras's init: identity
     counts = realistic_weights(model, seed=3)
-    assert counts == {"batch_norms": 3, "biases": 3}  # block_conv1, block_conv2, probs
+    assert counts == {"batch_norms": 3, "layer_norms": 0, "biases": 3}  # block_conv1, block_conv2, probs
     for bn in bns:
         gamma, beta = np.asarray(bn.gamma), np.asarray(bn.beta)
         mean, var = np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)

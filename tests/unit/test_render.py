@@ -73,3 +73,28 @@ def test_a_real_session_explanation_at_80_columns_keeps_its_names(topology) -> N
     text = "\n".join(lines)
     for name in ("intra_op_parallelism_threads", "inter_op_parallelism_threads", "TF_ENABLE_ONEDNN_OPTS"):
         assert name in text, text
+
+
+def test_prose_columns_spill_under_a_narrow_table_and_no_number_is_split() -> None:
+    from tfcpu._render import render_text, rich_table
+    from tfcpu.demo._result import DemoResult, DemoRow
+
+    note = "25 FullyConnected:f32, 8 MatMul:f32; 1 stream(s), 2 thread(s)"
+    kernels = "matmul avx512_core_vnni u8/s8/f32, 51% outside oneDNN"
+    rows = tuple(
+        DemoRow(name, "", throughput=t, speedup=t / 83.5, p99_ms=25.0, rounds=(t, t, t), note=note, kernels=kernels)
+        for name, t in (("frozen graph, oneDNN, tuned threads", 234.1), ("OpenVINO INT8", 560.12))
+    )
+    result = DemoResult(model="encoder", rows=rows, batch_size=8, duration=1.0, machine="m", unit="seq/s")
+    narrow = render_text(result.__rich__(), width=80)
+    table = [line for line in narrow.splitlines() if line.startswith(("┃", "│"))]
+    assert "seq/s" in table[0] and "kernels" not in table[0] and "note" not in table[0]
+    assert any("560.1" in line for line in table) and any("234.1" in line for line in table)
+    below = narrow.split("└")[1]
+    assert "OpenVINO INT8 — kernels: matmul avx512_core_vnni" in below and "note: 25 FullyConnected" in below
+    wide = render_text(result.__rich__(), width=250)
+    header = next(line for line in wide.splitlines() if line.startswith("┃"))
+    assert "kernels" in header and "note" in header and "— kernels:" not in wide  # room: nothing spills
+    # a table whose words fit keeps its prose columns in place
+    small = render_text(rich_table("t", ["step", "note"], [["a", "b c"]], spill=("note",)), width=80)
+    assert "note" in small and "—" not in small

@@ -13,15 +13,20 @@ from tfcpu.cli._common import progress_bar
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="measure each optimisation step on ResNet-50 (or your model) and chart it",
+        help="measure each optimisation step on ResNet-50, the built-in encoder or your model, and chart it",
         description="Keras predict → frozen graph with tuned threads → optimised graph → multi-instance "
         "→ INT8 → INT8 multi-instance → BF16 → OpenVINO FP32/BF16/INT8 (when openvino is installed), "
         "each measured in the same run on synthetic data. Writes demo.json "
         "and demo.png (when matplotlib is installed) to --output.",
     )
-    p.add_argument("--model", default="ResNet50", help="a tf.keras.applications name or a model path")
+    p.add_argument(
+        "--model",
+        default="ResNet50",
+        help="a tf.keras.applications name, 'encoder' (tfcpu's built-in transformer: 4 layers of width 256, "
+        "token ids + mask of 128 tokens) or a model path",
+    )
     p.add_argument("--output", default="tfcpu-demo", metavar="DIR", help="where demo.json and demo.png go")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="the batch size of every row (default: 16; 8 for the encoder)")
     p.add_argument("--duration", type=float, default=15.0, help="timed seconds per row")
     p.add_argument("--instances", type=int, help="instances for the multi-instance rows (default: auto)")
     p.add_argument(
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     best = result.best
     if best is not None:
-        print(f"best: {best.name}, {best.throughput:.1f} img/s = {best.speedup:.2f}x the first row")
+        print(f"best: {best.name}, {best.throughput:.1f} {result.unit} = {best.speedup:.2f}x the first row")
     print(last_line(args.output, result))
     return 0
 

@@ -33,12 +33,13 @@ rows and result live in `tfcpu.demo._result`.
 from __future__ import annotations
 
 from tfcpu.demo._result import DemoResult, DemoRow, mark_noise, with_speedups
-from tfcpu.demo._run import DEFAULT_MODEL, default_instances, run_demo, write_outputs
+from tfcpu.demo._run import DEFAULT_MODEL, default_batch_size, default_instances, run_demo, write_outputs
 
 __all__ = [
     "DEFAULT_MODEL",
     "DemoResult",
     "DemoRow",
+    "default_batch_size",
     "default_instances",
     "mark_noise",
     "run_demo",

@@ -24,6 +24,7 @@ KEYS = ("ov-fp32", "ov-bf16", "ov-int8")
 def openvino_models(model: Model, topology: Topology, batches: int) -> dict[str, object]:
     """``{"ov-fp32": Model, "ov-bf16": Model, "ov-int8": Model}``; a model that cannot be made is missing and
     its reason is under ``"<key>:why"`` (what the row says when it is skipped)."""
+    from tfcpu.demo._steps import expected_warnings
     from tfcpu.errors import MissingDependencyError
     from tfcpu.quantize import Quantizer
     from tfcpu.runtime.backends._openvino_util import import_openvino
@@ -41,7 +42,8 @@ def openvino_models(model: Model, topology: Topology, batches: int) -> dict[str,
             plan = Quantizer(topology=topology)
             # bf16() refuses a CPU without AVX512_BF16/AMX_BF16 (ConfigError): the row says so
             plan = plan.bf16() if key == "ov-bf16" else plan.int8().calibrate("synthetic", batches=batches)
-            result = plan.optimize(False).backend("openvino").run(model)
+            with expected_warnings():
+                result = plan.optimize(False).backend("openvino").run(model)
         except TfcpuError as exc:
             out[f"{key}:why"] = exc.what if not exc.why else f"{exc.what}: {exc.why}"
             continue

@@ -1,7 +1,8 @@
 """Child process of the demo's baseline row: time ``model.predict`` on a saved Keras model.
 
 ``python -P -m tfcpu.demo._predict MODEL.keras BATCH DURATION WARMUP OUT.json`` — the model is
-timed the way most users run inference first: ``model.predict`` on one in-memory batch,
+timed the way most users run inference first: ``model.predict`` on one in-memory batch (one array
+per input: images, or token ids and a mask),
 TensorFlow's default threads, no tfcpu settings. The timing is tfcpu's one timed loop
 (`tfcpu.runtime.backends._base.timed_loop()`), so this row means what every other row means.
 """
@@ -31,21 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     from tfcpu.runtime.stats import LatencyStats, round_throughputs
 
     model = keras.models.load_model(path, compile=False)
-    shape = (batch, *tuple(model.inputs[0].shape[1:]))
-    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    x = _batch(model.inputs, batch, np.random.default_rng(0))
 
     def predict(ordered: Sequence[Any]) -> list[Any]:
-        return [model.predict(ordered[0], batch_size=batch, verbose=0)]
+        return [model.predict(ordered[0] if len(ordered) == 1 else list(ordered), batch_size=batch, verbose=0)]
 
     t0 = time.perf_counter()
-    predict([x])
+    predict(x)
     first = time.perf_counter() - t0
     for _ in range(warmup):
-        predict([x])
+        predict(x)
 
     def feeds() -> Iterator[list[Any]]:
         while True:
-            yield [x]
+            yield x
 
     timing = timed_loop(predict, feeds(), deadline=time.monotonic() + duration)
     atomic_write_text(
@@ -62,6 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     return 0
+
+
+def _batch(inputs: Sequence[Any], batch: int, rng: Any) -> list[Any]:
+    """One batch for every Keras input, in order: floats standard normal, integers (token ids,
+    masks) in ``[0, INTEGER_HIGH)`` as `tfcpu.graph.compare.random_inputs` draws them."""
+    from tfcpu.graph._inputs import INTEGER_HIGH
+
+    out = []
+    for tensor in inputs:
+        dims = tuple(tensor.shape)[1:]
+        if any(d is None for d in dims):
+            shown = tuple(tensor.shape)
+            raise ValueError(f"input {tensor.name!r} has an unknown dimension in {shown}: give a fixed shape")
+        shape = (batch, *(int(d) for d in dims))
+        dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
+        if dtype.startswith(("int", "uint")):
+            out.append(rng.integers(0, INTEGER_HIGH, shape).astype(dtype))
+        else:
+            out.append(rng.standard_normal(shape).astype(dtype))
+    return out
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from tfcpu._render import TextTable, drop_empty_last_column, html_table, rich_table
 from tfcpu.runtime.stats import relative_spread
 
-__all__ = ["DemoResult", "DemoRow", "mark_noise", "with_speedups"]
+__all__ = ["DemoResult", "DemoRow", "mark_noise", "unit_of", "with_speedups"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class DemoRow:
     Attributes:
         name: the row's label (its precision part is read from the timed graph's ops).
         description: what the step does.
-        throughput: images per second over the whole timed region.
+        throughput: items (images, sequences) per second over the whole timed region.
         speedup: throughput / the first row's throughput.
         p99_ms: the worst instance's 99th-percentile batch latency.
         instances: how many pinned processes ran it.
@@ -99,6 +100,24 @@ def mark_noise(rows: tuple[DemoRow, ...]) -> tuple[DemoRow, ...]:
     return tuple(out)
 
 
+_UNIT_WORDS = {"img/s": "images per second", "seq/s": "sequences per second", "items/s": "items per second"}
+
+
+def unit_of(inputs: Sequence[Any]) -> str:
+    """What one batch item of a model with these inputs (`tfcpu.graph.model.TensorSpec`) is:
+    ``"img/s"`` when a float input has rank 4 (NHWC/NCHW images), ``"seq/s"`` when an integer
+    input has rank 2 (token ids: batch x sequence), else ``"items/s"``."""
+    for spec in inputs:
+        rank = None if spec.shape is None else len(spec.shape)
+        if spec.dtype.startswith(("float", "bfloat", "half")) and rank == 4:
+            return "img/s"
+    for spec in inputs:
+        rank = None if spec.shape is None else len(spec.shape)
+        if spec.dtype.startswith(("int", "uint")) and rank == 2:
+            return "seq/s"
+    return "items/s"
+
+
 def _spread_text(row: DemoRow) -> str:
     return "-" if math.isnan(row.spread) else f"±{row.spread * 50:.0f}%"
 
@@ -118,6 +137,8 @@ class DemoResult(TextTable):
         seconds: the demo's wall time.
         notes: everything the reader should know (skipped rows, a chart that was not drawn, ...).
         files: the files the demo wrote into its output directory.
+        unit: what a throughput counts, per second: ``"img/s"`` (an image model), ``"seq/s"`` (token
+            sequences: a transformer) or ``"items/s"``; see `unit_of()`.
     """
 
     model: str
@@ -130,6 +151,7 @@ class DemoResult(TextTable):
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    unit: str = "img/s"
 
     @property
     def best(self) -> DemoRow | None:
@@ -148,6 +170,7 @@ class DemoResult(TextTable):
             "best": self.best.name if self.best else None,
             "notes": list(self.notes),
             "files": list(self.files),
+            "unit": self.unit,
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -164,6 +187,7 @@ class DemoResult(TextTable):
             seconds=float(data.get("seconds", 0.0)),
             notes=tuple(data.get("notes", ())),
             files=tuple(data.get("files", ())),
+            unit=str(data.get("unit", "img/s")),
         )
 
     def to_json(self, **kwargs: Any) -> str:
@@ -174,7 +198,7 @@ class DemoResult(TextTable):
         return cls.from_dict(json.loads(text))
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
-        cols = ("step", "img/s", "spread", "speedup", "p99 ms/batch", "instances", "kernels", "note")
+        cols = ("step", self.unit, "spread", "speedup", "p99 ms/batch", "instances", "kernels", "note")
         rows: list[tuple[str, ...]] = []
         for r in self.rows:
             if r.ok:
@@ -200,7 +224,7 @@ class DemoResult(TextTable):
     def __rich__(self) -> Any:
         cols, rows = self._table()
         title = f"tfcpu demo: {self.model}, batch {self.batch_size} — {self.machine}"
-        return rich_table(title, cols, rows)
+        return rich_table(title, cols, rows, spill=("kernels", "note"))
 
     def _repr_html_(self) -> str:
         cols, rows = self._table()
@@ -216,6 +240,6 @@ class DemoResult(TextTable):
             [r.name for r in ok],
             [r.throughput for r in ok],
             title=f"{self.model} inference, batch {self.batch_size} ({self.machine})",
-            ylabel="images per second",
-            annotations=[f"{r.throughput:.1f} img/s ({r.speedup:.1f}x)" for r in ok],
+            ylabel=_UNIT_WORDS.get(self.unit, self.unit),
+            annotations=[f"{r.throughput:.1f} {self.unit} ({r.speedup:.1f}x)" for r in ok],
         )

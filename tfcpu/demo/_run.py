@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
 from tfcpu.demo._measure import Measurement, graph_precision, measure, predict_child
-from tfcpu.demo._result import DemoResult, DemoRow, mark_noise, with_speedups
+from tfcpu.demo._result import DemoResult, DemoRow, mark_noise, unit_of, with_speedups
 from tfcpu.demo._steps import Step, bf16_graph, demo_steps, int8_graph, itex_env, optimised_graph, prepare_models
 from tfcpu.errors import ConfigError, TfcpuError
 from tfcpu.runtime.backends._base import BenchmarkOptions
@@ -22,13 +22,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import InstancePlan
     from tfcpu.topology import Topology
 
-__all__ = ["DEFAULT_MODEL", "default_instances", "run_demo", "write_outputs"]
+__all__ = ["DEFAULT_MODEL", "default_batch_size", "default_instances", "run_demo", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
 DEFAULT_MODEL = "ResNet50"
+
+
+def default_batch_size(model: str) -> int:
+    """The rows' batch size when none is given: 8 for the built-in encoder (8 sequences of 128
+    tokens, what transformer benchmarks on CPUs commonly time), 16 otherwise (the paper's ResNet-50)."""
+    from tfcpu.graph.encoder import BUILTIN_MODELS
+
+    return 8 if model.removeprefix("keras:") in BUILTIN_MODELS else 16
 
 
 def default_instances(usable_cores: int) -> int:
@@ -197,7 +205,7 @@ def run_demo(
     model: str = DEFAULT_MODEL,
     *,
     output: str | Path | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     duration: float = 15.0,
     warmup: int = 3,
     instances: int | None = None,
@@ -208,9 +216,10 @@ def run_demo(
     """Measure every step of the white paper on ``model`` and return the table.
 
     Args:
-        model: a Keras application name or a model path.
+        model: a Keras application name, ``"encoder"`` (tfcpu's built-in transformer encoder,
+            `tfcpu.graph.encoder.build_encoder()`: batch x 128 tokens) or a model path.
         output: a directory for ``demo.json`` and ``demo.png`` (checked before measuring); None writes nothing.
-        batch_size: the batch size of every row.
+        batch_size: the batch size of every row (default: `default_batch_size()` of the model).
         duration: timed seconds per row.
         warmup: untimed batches per row.
         instances: instances of the multi-instance rows (default: about 4 cores each).
@@ -222,6 +231,8 @@ def run_demo(
     from tfcpu.session.config import itex_installed
     from tfcpu.topology import Topology
 
+    if batch_size is None:
+        batch_size = default_batch_size(model)
     if batch_size < 1 or duration <= 0:
         raise ConfigError("batch_size must be >= 1 and duration > 0")
     if output is not None:  # fail now, not after ten minutes of measuring
@@ -262,6 +273,7 @@ def run_demo(
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         seconds=time.monotonic() - started,
         notes=tuple(run.notes),
+        unit=unit_of(run.graphs["frozen"].inputs) if "frozen" in run.graphs else "items/s",
     )
     return write_outputs(result, Path(output)) if output is not None else result
 

@@ -8,7 +8,8 @@ the white paper's order; `tfcpu.demo._run` walks the list in one loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.quantize.result import QuantizationResult
     from tfcpu.topology import Topology
 
-__all__ = ["Step", "bf16_graph", "demo_steps", "int8_graph", "optimised_graph", "prepare_models"]
+__all__ = ["Step", "bf16_graph", "demo_steps", "expected_warnings", "int8_graph", "optimised_graph", "prepare_models"]
 
 log = logging.getLogger(__name__)
 
@@ -222,19 +223,25 @@ def bf16_graph(model: Model, topology: Topology | Iterable[str] | None = None) -
     return bf16
 
 
-def _quantise(model: Model, batches: int) -> QuantizationResult:
-    from tfcpu.quantize import Quantizer
-
-    quantizer = Quantizer().int8().calibrate("synthetic", batches=batches).optimize(False)
-    # The demo knows its calibration is synthetic, says the CPU's INT8 advice in its notes and
-    # times INT8 in fresh oneDNN children: the quantizer's warnings about those would only be noise.
+@contextmanager
+def expected_warnings() -> Iterator[None]:
+    """Keep the quantizer's warnings out of the demo's terminal (they stay in ``result.warnings``): the
+    demo knows its calibration is synthetic, says the CPU's INT8 advice in its notes and times INT8 in
+    fresh oneDNN children, so those warnings would only be noise there."""
     qlog = logging.getLogger("tfcpu.quantize.quantizer")
     level = qlog.level
     qlog.setLevel(logging.ERROR)
     try:
-        return quantizer.run(model)
+        yield
     finally:
         qlog.setLevel(level)
+
+
+def _quantise(model: Model, batches: int) -> QuantizationResult:
+    from tfcpu.quantize import Quantizer
+
+    with expected_warnings():
+        return Quantizer().int8().calibrate("synthetic", batches=batches).optimize(False).run(model)
 
 
 def itex_env() -> tuple[tuple[str, str], ...]:

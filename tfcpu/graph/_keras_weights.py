@@ -22,6 +22,7 @@ _BN_NAMES = ("BatchNormalization", "SyncBatchNormalization")
 
 
 _BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
+_LN_NAMES = ("LayerNormalization",)
 
 
 def _bn_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> Any:
@@ -51,18 +52,19 @@ def realistic_weights(model: Any, *, seed: int = 0) -> dict[str, int]:
     """Give a Keras model's batch norms and biases trained-like values, in place.
 
     Batch norms: gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1), moving mean ~ N(0, 0.1), moving variance
-    ~ U(0.5, 1.5). Biases of every layer that has one (Dense, Conv, DepthwiseConv...): ~ N(0, 0.05).
-    Kernels keep their initialiser's values.
+    ~ U(0.5, 1.5). Layer norms: gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1). Biases of every layer that
+    has one (Dense, EinsumDense, Conv, DepthwiseConv...): ~ N(0, 0.05). Kernels and embeddings keep
+    their initialiser's values.
 
     Args:
         model: a Keras 3 or tf_keras model.
         seed: the random seed; the same seed gives the same values.
 
     Returns:
-        How many batch-norm layers and biases were changed: ``{"batch_norms": n, "biases": m}``.
+        How many layers were changed: ``{"batch_norms": n, "layer_norms": k, "biases": m}``.
     """
     rng = np.random.default_rng(seed)
-    bns = biases = 0
+    bns = lns = biases = 0
     for layer in _layers(model):
         if type(layer).__name__ in _BN_NAMES:
             for name in _BN_VARIABLES:
@@ -71,9 +73,16 @@ def realistic_weights(model: Any, *, seed: int = 0) -> dict[str, int]:
                     _assign(variable, _bn_value(rng, name, _shape(variable)))
             bns += 1
             continue
+        if type(layer).__name__ in _LN_NAMES:
+            for name in ("gamma", "beta"):
+                variable = getattr(layer, name, None)
+                if variable is not None:
+                    _assign(variable, _bn_value(rng, name, _shape(variable)))
+            lns += 1
+            continue
         bias = getattr(layer, "bias", None)
         if bias is not None and hasattr(bias, "assign") and getattr(layer, "use_bias", True):
             _assign(bias, rng.normal(0.0, 0.05, _shape(bias)))
             biases += 1
-    log.debug("realistic_weights: %d batch norms, %d biases randomised (seed %d)", bns, biases, seed)
-    return {"batch_norms": bns, "biases": biases}
+    log.debug("realistic_weights: %d batch norms, %d layer norms, %d biases (seed %d)", bns, lns, biases, seed)
+    return {"batch_norms": bns, "layer_norms": lns, "biases": biases}

@@ -34,6 +34,7 @@ from typing import Any
 from tfcpu._lazy import import_tensorflow
 from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean
 from tfcpu.graph._graphdef import parse_input, topological_order
+from tfcpu.graph.encoder import BUILTIN_MODELS, build_encoder
 from tfcpu.graph.model import Model, TensorSpec, tensor_name
 from tfcpu.graph.safety_io import check_proto_size
 
@@ -89,7 +90,7 @@ def _load(source: Any, inputs: Names, outputs: Names, signature: str | None, rea
         if app is not None:
             keras_model = resolve_application(app, realistic_weights=realistic)
             model = _from_keras(keras_model, in_names, out_names, f"keras:{app}")
-            weights = "random, batch norms and biases randomised (seed 0)" if realistic else "random (Keras init)"
+            weights = "random, norms and biases randomised (seed 0)" if realistic else "random (Keras init)"
             return replace(model, metadata={**model.metadata, "weights": weights})
         path = Path(text)
         _check_path(path)
@@ -134,22 +135,24 @@ def _names(value: Names, what: str) -> tuple[str, ...] | None:
 
 
 def _application_name(text: str) -> str | None:
+    known = (*APPLICATIONS, *BUILTIN_MODELS)
     if text.startswith("keras:"):
         name = text.split(":", 1)[1]
-        if name not in APPLICATIONS:
+        if name not in known:
             raise ConfigError(
                 f"unknown Keras application {name!r}",
-                why=did_you_mean(name, APPLICATIONS),
-                hint="known: " + ", ".join(APPLICATIONS),
+                why=did_you_mean(name, known),
+                hint="known: " + ", ".join(known),
             )
         return name
-    if text in APPLICATIONS and not os.path.exists(text):
+    if text in known and not os.path.exists(text):
         return text
     return None
 
 
 def resolve_application(name: str, *, weights: str | None = None, realistic_weights: bool = True) -> Any:
-    """Build ``tf.keras.applications.<name>(weights=weights)`` (random weights by default).
+    """Build ``tf.keras.applications.<name>(weights=weights)`` (random weights by default), or
+    tfcpu's built-in ``encoder`` (`tfcpu.graph.encoder.build_encoder()`, its default sizes).
 
     Args:
         name: the application, with or without the ``keras:`` prefix.
@@ -159,8 +162,13 @@ def resolve_application(name: str, *, weights: str | None = None, realistic_weig
     """
     if name.startswith("keras:"):
         name = name.split(":", 1)[1]
+    if name in BUILTIN_MODELS:
+        if weights is not None:
+            raise ConfigError(f"the built-in {name!r} has no pretrained weights", where=f"weights={weights!r}")
+        return build_encoder(seed=0, realistic=realistic_weights)
     if name not in APPLICATIONS:
-        raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, APPLICATIONS))
+        known = (*APPLICATIONS, *BUILTIN_MODELS)
+        raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, known))
     tf = import_tensorflow()
     logger.info("building tf.keras.applications.%s(weights=%s)", name, weights)
     model = getattr(tf.keras.applications, name)(weights=weights)
