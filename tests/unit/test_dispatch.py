@@ -152,5 +152,6 @@ def test_captured_onednn_off_shows_only_the_sgemm_api() -> None:
     r = report("zen5_fp32_onednn_off")
     assert set(r.kinds()) == {"gemm_api"} and r.kinds()["gemm_api"]["count"] == 23
     assert r.kinds()["gemm_api"]["dtypes"] == ["f32"]  # oneDNN 3.7 still writes these in the 2.x src_f32 form
+    assert r.brief().startswith("sgemm API f32, ")  # no implementation named on these lines: none shown
     assert r.isa_of("convolution") is None
     assert any("Eigen" in n for n in r.notes)

@@ -162,8 +162,9 @@ class DispatchReport(TextTable):
             return "no oneDNN kernels"
         main = "convolution" if "convolution" in kinds else max(kinds, key=lambda k: kinds[k]["ms"])
         entry = kinds[main]
-        label = {"convolution": "conv", "inner_product": "matmul"}.get(main, main)
-        return f"{label} {entry['isa']} {'/'.join(entry['dtypes'])}, {self.outside_share:.0%} outside oneDNN"
+        label = {"convolution": "conv", "inner_product": "matmul", "gemm_api": "sgemm API"}.get(main, main)
+        isa = "" if entry["isa"] == main else f" {entry['isa']}"  # gemm_api lines name no implementation
+        return f"{label}{isa} {'/'.join(entry['dtypes'])}, {self.outside_share:.0%} outside oneDNN"
 
     @property
     def uses_amx(self) -> bool:
