@@ -1,6 +1,6 @@
 """Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
-bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray). Run ``nox -l`` to list them."""
+bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray, bench-transformer). Run ``nox -l`` to list them."""
 
 from __future__ import annotations
 
@@ -116,3 +116,9 @@ def bench_openvino(session: nox.Session) -> None:
 def bench_ray(session: nox.Session) -> None:
     """tfcpu.ray.predict pinned vs unpinned Ray actors (benchmarks/bench_ray.py)."""
     _benchmark(session, "bench_ray.py", ".[ray]")
+
+
+@nox.session(name="bench-transformer", python=PYTHON)
+def bench_transformer(session: nox.Session) -> None:
+    """Issue 18's encoder: TF as loaded vs tfcpu TF/OpenVINO vs OpenVINO + NNCF (benchmarks/bench_transformer.py)."""
+    _benchmark(session, "bench_transformer.py", ".[openvino]")
