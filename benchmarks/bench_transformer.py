@@ -229,7 +229,6 @@ def _child_peer(spec: dict[str, Any]) -> dict[str, Any]:
 def _child_tfcpu_ov(spec: dict[str, Any]) -> dict[str, Any]:
     """tfcpu's OpenVINO backend on a .pb (converted in memory) or a tfcpu INT8 IR."""
     import tfcpu
-    from tfcpu.errors import ConfigError
     from tfcpu.runtime.backends._base import timed_loop
     from tfcpu.runtime.backends.openvino import OpenVinoBackend
     from tfcpu.runtime.feeds import synthetic_batch
@@ -239,47 +238,19 @@ def _child_tfcpu_ov(spec: dict[str, Any]) -> dict[str, Any]:
     shapes = {name: (batch, seq) for name in model.input_names}
     options = {"hint": "throughput" if spec["mode"] == "throughput" else "latency", "precision": spec["ov_precision"]}
     backend = OpenVinoBackend(model, None, options)
-    check_note = ""
-    try:
-        backend.activate()
-    except ConfigError as exc:
-        # the backend's first-use check makes its inputs without shapes= and refuses the dynamic sequence
-        # length; run the same comparison here, at [2, seq], with the backend's bounds
-        backend = OpenVinoBackend(model, None, {**options, "check": False})
-        backend.activate()
-        check_note = f"backend's first-use check refused ({str(exc).splitlines()[0]}); " + _own_check(
-            backend, model, seq
-        )
+    backend.activate()  # the first-use check against TF FP32 (an unknown sequence length is checked at 16)
     ordered = [synthetic_batch(model, batch, seed=0, shapes=shapes)[n] for n in model.input_names]
     backend.warm(ordered, WARMUP)  # compiles for the static [batch, seq] shapes here, outside the timing
     describe = backend.describe()
     if describe["precision"] != spec["expect"]:
         mix = _layer_mix(describe["compute_layers"])
         raise RuntimeError(f"the compiled model runs {describe['precision']}, not {spec['expect']} ({mix}): not timed")
-    describe["check_note"] = check_note or describe.get("check_note", "")
     deadline = time.monotonic() + spec["duration"]
     if spec["mode"] == "latency":
         timing = timed_loop(backend.infer, itertools.repeat(ordered), deadline=deadline)
         return {**_summary(timing.latencies, timing.seconds, batch), "describe": describe}
     timing = backend.timed(itertools.repeat(ordered), deadline=deadline)
     return {"throughput": timing.throughput, "requests": len(timing.batches), "describe": describe}
-
-
-def _own_check(backend: Any, model: Any, seq: int) -> str:
-    """The backend's agreement check against TF FP32 on seeded inputs at [2, seq]; raises past its bounds."""
-    from tfcpu.graph._execute import run_graph
-    from tfcpu.runtime.backends._openvino_util import agreement
-    from tfcpu.runtime.feeds import synthetic_batch
-
-    feeds = synthetic_batch(model, 2, seed=0, shapes={n: (2, seq) for n in model.input_names})
-    reference = run_graph(model.graph_def, feeds, model.output_names)
-    result = agreement([reference], [backend.infer([feeds[n] for n in model.input_names])])
-    label = backend.precision
-    if label == "fp32" and not result.max_rel <= 1e-4:
-        raise RuntimeError(f"OpenVINO FP32 disagrees with TensorFlow: {result.text()}")
-    if label != "fp32" and not result.cosine >= 0.99:
-        raise RuntimeError(f"OpenVINO {label} disagrees grossly with TensorFlow FP32: {result.text()}")
-    return f"checked here: {label} vs TF FP32 {result.text()}"
 
 
 def child(spec_path: str) -> int:

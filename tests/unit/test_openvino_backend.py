@@ -211,6 +211,24 @@ def test_static_and_dynamic_shapes_give_the_same_outputs(net: Model, batch: np.n
     assert not dynamic._compiled.input(0).get_partial_shape().is_static
 
 
+def test_a_dynamic_sequence_length_is_checked_and_run_at_each_length() -> None:
+    """Token inputs of shape (batch, ?): the first-use check picks a length itself, every length compiles."""
+    import tfcpu
+    from tfcpu.graph._execute import run_graph
+    from tfcpu.graph.encoder import build_encoder
+
+    model = tfcpu.load(build_encoder(layers=1, width=32, heads=2, seq_len=None))
+    b = backend(model)  # check on (the default): it used to refuse the unknown dimension 1
+    check = b.describe()["check"]
+    assert check["samples"] == 2 and check["max_rel"] <= 1e-4, check
+    rng = np.random.default_rng(0)
+    for seq in (24, 7):
+        feeds = {"token_ids:0": rng.integers(0, 100, (3, seq)).astype(np.int32), "mask:0": np.ones((3, seq), np.int32)}
+        (want,) = run_graph(model.graph_def, feeds, model.output_names)
+        (got,) = b.infer([feeds["token_ids:0"], feeds["mask:0"]])
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 # -- NNCF INT8, BF16 and the IR files ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def int8_result(net: Model) -> Any:

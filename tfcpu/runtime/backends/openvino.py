@@ -28,8 +28,8 @@ Settings (backend ``options``, all optional):
   faster than the model's dynamic batch dimension; the compile happens in ``warm``, outside the timed
   region); False compiles the dynamic model once.
 
-The first-use check runs seeded inputs through the Model's GraphDef in a TensorFlow session and
-through the compiled model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the
+The first-use check runs seeded inputs (batch 2; an unknown sequence length or other non-batch
+dimension at 16) through the Model's GraphDef in a TensorFlow session and through the compiled model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the
 numbers); a BF16/INT8 one reports cosine and top-1 agreement and is refused only below
 ``min_cosine``. An OpenVINO IR loaded with `tfcpu.load()` has no TF graph to compare against:
 its check is skipped (an IR written by tfcpu's NNCF path was checked when it was made).
@@ -73,6 +73,7 @@ OPTIONS = (
     "static_shapes",
 )  # fmt: skip
 CHECK_BATCH = 2
+CHECK_UNKNOWN_DIMS = 16  # the first-use check's size for unknown non-batch dimensions (sequence lengths)
 
 
 class OpenVinoBackend(Backend):
@@ -277,10 +278,11 @@ class OpenVinoBackend(Backend):
             self._check_note = "skipped: an OpenVINO IR has no TensorFlow graph to compare with"
             return
         from tfcpu.graph._execute import run_graph
-        from tfcpu.runtime.feeds import synthetic_batch
+        from tfcpu.graph._inputs import random_inputs
 
         seed = int(self.options.get("seed", 0))
-        feeds = synthetic_batch(self.model, CHECK_BATCH, seed=seed)
+        # a dynamic dimension other than the batch (a sequence length) is checked at CHECK_UNKNOWN_DIMS
+        feeds = random_inputs(self.model, CHECK_BATCH, seed=seed, unknown_dims=CHECK_UNKNOWN_DIMS)
         reference = run_graph(self.model.graph_def, feeds, self.model.output_names)
         candidate = self.infer([feeds[n] for n in self.model.input_names])
         result = agreement([reference], [candidate])
