@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,15 +55,21 @@ CHILD = CHILD_PRELUDE + textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_int8_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
+def _run_child(code: str, tmp_path: Path) -> dict[str, Any]:
+    """Run ``code`` in a fresh oneDNN process (the result's JSON path as its argument) and read what it wrote."""
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
+    script.write_text(code)
     out = tmp_path / "result.json"
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    data = json.loads(out.read_text())
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+@pytest.mark.slow
+def test_int8_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
+    data = _run_child(CHILD, tmp_path)
 
     assert data["input_unchanged"]
     assert data["onednn_enabled"] is True
@@ -121,13 +128,7 @@ BF16_CHILD = CHILD_PRELUDE + textwrap.dedent(
 @pytest.mark.slow
 def test_bf16_accuracy_on_trained_digits_cnn(tmp_path: Path) -> None:
     """BF16 (issue 17): within 0.5 point of FP32 where the CPU has AVX512_BF16/AMX_BF16, refused elsewhere."""
-    script = tmp_path / "child.py"
-    script.write_text(BF16_CHILD)
-    out = tmp_path / "result.json"
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    data = json.loads(out.read_text())
+    data = _run_child(BF16_CHILD, tmp_path)
     if not data["accelerated"]:
         assert "BF16" in data["refused"], data
         return

@@ -7,12 +7,10 @@ that fail the way a system does (a crashed actor process, an exception on one ba
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tests.graphs import echo_ids, tiny_convnet
 from tfcpu.plan import InstancePlan
@@ -22,26 +20,6 @@ from tfcpu.topology.cpulist import parse_cpulist
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH, RAISE = 137, 42  # ids whose batches fail once
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    import ray
-
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}},
-    )
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.wait_for_min_actors_s = 180  # start dispatching when the whole pool is up, so every actor gets blocks
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def ids_dataset(ray: Any, n: int, blocks: int = 8) -> Any:

@@ -74,9 +74,26 @@ def test_trained_transformer_keeps_accuracy_through_optimize_int8_and_bf16():
     print(f"FP32 {fp32:.4f}  INT8 {int8_accuracy:.4f}  INT8 FLOP share {share.share:.1%}")
     assert fp32 - int8_accuracy <= 0.01, (fp32, int8_accuracy)
 
+    if not tfcpu.Topology.detect().precisions["bf16"].accelerated:  # refused where BF16 would be emulated
+        from tfcpu.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            tfcpu.Quantizer().bf16().run(model)
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            tfcpu.Quantizer().int8().calibrate(x_train[:64], batches=1).remainder("bf16").run(model)
+        return
     bf16 = tfcpu.Quantizer().bf16().run(model)
     bf16_types = {a.type for n in bf16.model.graph_def.node for a in n.attr.values() if a.type == 14}
     assert bf16_types, "the BF16 graph names no bfloat16 op"  # labels are what ran: DT_BFLOAT16 = 14
     bf16_accuracy = _accuracy(bf16.model, x_test, y_test)
     print(f"BF16 {bf16_accuracy:.4f}")
     assert fp32 - bf16_accuracy <= 0.005, (fp32, bf16_accuracy)
+
+    # INT8 with the attention products (what INC leaves in float) in BF16: still within 1 point
+    mixed = tfcpu.Quantizer().int8().calibrate(x_train[:256], batches=4, batch_size=64).remainder("bf16").run(model)
+    einsums = [n for n in mixed.model.graph_def.node if n.op == "Einsum"]
+    assert einsums and all(n.attr["T"].type == 14 for n in einsums), "the attention Einsums are not BF16"
+    assert any("Quantized" in op for op in mixed.model.op_counts()) and mixed.precision == "int8"
+    mixed_accuracy = _accuracy(mixed.model, x_test, y_test)
+    print(f"INT8 + BF16 remainder {mixed_accuracy:.4f}")
+    assert fp32 - mixed_accuracy <= 0.01, (fp32, mixed_accuracy)

@@ -23,45 +23,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.openvino_nets import bn_classifier
 from tfcpu.errors import ConfigError, ModelError, RunnerError
 from tfcpu.graph.model import Model, TensorSpec
 
 
 def conv_bn_net(seed: int = 0) -> Model:
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-
-    def f32(*shape: int, scale: float = 1.0) -> Any:
-        return tf.constant((rng.standard_normal(shape) * scale).astype(np.float32))
-
-    g = tf.Graph()
-    with g.as_default():
-        x = tf.compat.v1.placeholder(tf.float32, [None, 16, 16, 3], name="x")
-        y = tf.nn.conv2d(x, f32(3, 3, 3, 8, scale=0.3), 1, "SAME")
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            y,
-            rng.uniform(0.5, 1.5, 8).astype(np.float32),
-            rng.normal(0, 0.2, 8).astype(np.float32),
-            mean=rng.normal(0, 0.3, 8).astype(np.float32),
-            variance=rng.uniform(0.5, 2.0, 8).astype(np.float32),
-            is_training=False,
-        )
-        y = tf.nn.relu(y)
-        feat = tf.identity(tf.reduce_mean(y, [1, 2]), name="feat")
-        logits = tf.nn.bias_add(tf.matmul(feat, f32(8, 5)), f32(5, scale=0.3))
-        tf.nn.softmax(logits, name="probs")
-        tf.cast(tf.argmax(y, axis=3), tf.int32, name="idx")
-    return Model(
-        g.as_graph_def(),
-        (TensorSpec("x:0", "float32", (None, 16, 16, 3), "Placeholder"),),
-        (
-            TensorSpec("probs:0", "float32", (None, 5), "Softmax"),
-            TensorSpec("idx:0", "int32", (None, 16, 16), "Cast"),
-            TensorSpec("feat:0", "float32", (None, 8), "Identity"),
-        ),
-        source="conv_bn_net",
-    )
+    return bn_classifier(seed, size=16, classes=5, extra_outputs=True)
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +253,31 @@ def test_bf16_ir_remembers_its_precision(net: Model, tmp_path: Path) -> None:
     assert loaded.metadata["openvino_precision"] == "bf16"
     assert backend(loaded).describe()["precision"] == "bf16"
     assert backend(loaded, precision="f32").describe()["precision"] == "fp32"  # the user can force f32
+
+
+def test_an_int8_ir_with_a_bf16_remainder_runs_its_float_layers_in_bf16(tmp_path: Path) -> None:
+    """On an encoder NNCF leaves the attention MatMuls in float: the remainder runs them in BF16."""
+    import tfcpu
+    from tfcpu.graph.encoder import build_encoder
+    from tfcpu.quantize import Quantizer
+
+    net = tfcpu.load(build_encoder(layers=1, width=32, heads=2, seq_len=16))
+    int8 = Quantizer().int8().calibrate("synthetic", batches=2, batch_size=4).backend("openvino")
+    plan = int8.remainder("bf16")
+    if not tfcpu.Topology.detect().precisions["bf16"].accelerated:
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            plan.run(net)
+        return
+    r = plan.run(net)
+    r.model.save(tmp_path / "m.xml")
+    loaded = tfcpu.load(tmp_path / "m.xml")
+    assert loaded.metadata["openvino_precision"] == "bf16"
+    layers = backend(loaded).describe()["compute_layers"]
+    plain = backend(
+        Quantizer().int8().calibrate("synthetic", batches=2, batch_size=4).backend("openvino").run(net).model
+    )
+    assert any(k.endswith(":bf16") for k in layers) and any(k.endswith((":i8", ":u8")) for k in layers), layers
+    assert not any(k.endswith(":bf16") for k in plain.describe()["compute_layers"])  # the default stays f32
 
 
 def _one_line(exc: BaseException) -> str:

@@ -54,6 +54,7 @@ def test_builder_returns_new_objects_and_leaves_the_original_alone() -> None:
         (lambda q: q.calibrate("synthetic", batches=0), "batches must be"),
         (lambda q: q.calibrate("synthetic", batch_size=0), "batch_size must be"),
         (lambda q: q.evaluate(0.5), "evaluate needs a callable"),
+        (lambda q: q.int8().remainder("fp16"), "unknown remainder precision 'fp16'"),
     ],
 )
 def test_bad_settings_fail_eagerly(call: Callable[[Quantizer], Quantizer], fragment: str) -> None:
@@ -67,6 +68,15 @@ def test_bf16_is_refused_without_bf16_instructions(topology: TopologyFactory) ->
     assert not this.precisions["bf16"].accelerated
     with pytest.raises(ConfigError, match="BF16 is not accelerated"):
         Quantizer(topology=this).bf16()
+
+
+def test_a_bf16_remainder_is_refused_without_bf16_and_outside_int8(topology: TopologyFactory) -> None:
+    with pytest.raises(ConfigError, match="BF16 is not accelerated"):
+        Quantizer(topology=topology("this_machine")).int8().remainder("bf16")
+    plan = Quantizer(topology=topology("vm_no_numa")).int8().remainder("bf16")  # AMX-BF16: accepted
+    assert plan.rest == "bf16" and plan.to_dict()["remainder"] == "bf16"
+    with pytest.raises(ConfigError, match="an INT8 option"):
+        plan.bf16().run(dense_softmax())
 
 
 BF16_CHILD = """

@@ -187,3 +187,28 @@ def test_bad_result_records_are_config_errors() -> None:
             cls.from_dict(data)  # type: ignore[attr-defined]
     row = OpTypeRow("Conv2D", 2, 1, 1)
     assert OpTypeRow.from_dict(json.loads(json.dumps(row.to_dict()))) == row
+
+
+def test_cli_remainder_bf16_runs_the_attention_in_bf16(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tfcpu.cli.main import main
+    from tfcpu.graph.encoder import build_encoder
+    from tfcpu.topology import Topology
+
+    model = tmp_path / "enc.keras"
+    build_encoder(layers=1, width=32, heads=2, seq_len=16).save(model)
+    assert main(["quantize", str(model), "-o", str(tmp_path / "q.pb"), "--bf16", "--remainder", "bf16"]) == 2
+    assert "--remainder is an INT8 option" in capsys.readouterr().err
+    out = tmp_path / "mixed.pb"
+    argv = ["quantize", str(model), "-o", str(out), "--remainder", "bf16", "--batches", "2", "--json"]
+    proc = subprocess.run([sys.executable, "-m", "tfcpu", *argv], capture_output=True, text=True, timeout=600)
+    if not Topology.detect().precisions["bf16"].accelerated:
+        assert proc.returncode == 2 and "AVX512_BF16" in proc.stderr and not out.exists(), proc.stderr[-2000:]
+        return
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["precision"] == "int8"
+    import tfcpu
+
+    written = tfcpu.load(out)
+    einsums = [n for n in written.graph_def.node if n.op == "Einsum"]
+    assert einsums and all(n.attr["T"].type == 14 for n in einsums)  # DT_BFLOAT16
+    assert any(op.startswith("Quantized") for op in written.op_counts())

@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--smooth-quant", type=float, metavar="ALPHA", help=_SMOOTH_QUANT_HELP)
     p.add_argument("--bf16", action="store_true", help="BF16 instead of INT8 (refused without AVX512_BF16/AMX)")
     p.add_argument(
+        "--remainder",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="INT8: what INC/NNCF leave in float (attention products, Softmax) runs in fp32 (default) or bf16 "
+        "(refused without AVX512_BF16/AMX)",
+    )
+    p.add_argument(
         "--backend",
         choices=("tensorflow", "openvino"),
         help="tensorflow: INC graph (.pb/.pbtxt); openvino: NNCF, written as OpenVINO IR (.xml + .bin). "
@@ -90,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     plan = Quantizer()
     if args.bf16 and args.smooth_quant is not None:
         raise ConfigError("--smooth-quant is an INT8 option", where="--bf16 --smooth-quant", hint="drop one of them")
+    if args.bf16 and args.remainder != "fp32":
+        raise ConfigError("--remainder is an INT8 option", where="--bf16 --remainder", hint="drop one of them")
     if args.bf16:
         plan = plan.bf16()
     else:
         plan = plan.int8(per_channel=not args.per_tensor, algorithm=args.algorithm)
         if args.smooth_quant is not None:
             plan = plan.smooth_quant(args.smooth_quant)
+        plan = plan.remainder(args.remainder)
         plan = plan.calibrate(load_calibration(args.calibration), batches=args.batches, batch_size=args.batch_size)
     plan = plan.optimize(not args.no_optimize).backend(backend)
 

@@ -33,18 +33,19 @@ class Measurement:
 
 
 def graph_precision(model: Model) -> tuple[str, str]:
-    """What the graph computes in, read from its ops: ``("int8", "12 quantised ops")``, ``("bf16", ...)``
+    """What the graph computes in, read from its ops: ``("int8", "12 quantised ops")`` (``", 44 ops in
+    bfloat16"`` added for a BF16 remainder), ``("bf16", ...)``
     or ``("fp32", "")``. A row's precision label is this, never the step's intent."""
     from tfcpu.graph.model import is_quantized_op
 
     quantised = sum(1 for n in model.graph_def.node if is_quantized_op(n.op))
-    if quantised:
-        return "int8", f"{quantised} quantised ops"
     bf16 = sum(
         1
         for n in model.graph_def.node
         if any(n.attr[key].type == 14 for key in ("T", "DstT", "dtype") if key in n.attr)
     )
+    if quantised:  # an INT8 graph with a BF16 remainder (Quantizer.remainder) says both
+        return "int8", f"{quantised} quantised ops" + (f", {bf16} ops in bfloat16" if bf16 else "")
     if bf16:
         return "bf16", f"{bf16} ops in bfloat16"
     return "fp32", ""

@@ -43,6 +43,8 @@ PRECISION = "precision"
 NEEDS_ONEDNN = "needs_onednn"
 #: The nodes the Quantizer's accuracy loop kept in FP32.
 FP32_NODES = "fp32_nodes"
+#: ``"bf16"`` when the compute an INT8 graph left in float runs in BF16 (``Quantizer.remainder``).
+REMAINDER = "remainder"
 
 
 def copy_graph_def(graph_def: Any) -> Any:

@@ -27,7 +27,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -278,8 +278,10 @@ def quantizer_result(
     tolerance: float | None,
     warnings: Sequence[str],
     fast_int8: bool,
+    remainder: str = "fp32",
 ) -> QuantizationResult:
-    """The ``Quantizer.run`` result for ``.backend("openvino")`` (INT8 via NNCF, or BF16)."""
+    """The ``Quantizer.run`` result for ``.backend("openvino")`` (INT8 via NNCF, or BF16); with
+    ``remainder="bf16"`` the INT8 model is compiled with bf16 inference precision for what NNCF left in float."""
     from tfcpu.quantize.result import OpTypeRow, QuantizationResult
 
     start = time.perf_counter()
@@ -294,6 +296,8 @@ def quantizer_result(
     ran = report.precision
     # cosine, FakeQuantize count, layers, NNCF version travel with the model
     new = _wrap(model, ov_model, "bf16" if precision == "bf16" else ran, report=report.to_dict())
+    if precision == "int8" and remainder == "bf16":
+        new = replace(new, metadata={**new.metadata, "openvino_precision": "bf16", "remainder": "bf16"})
     per_layer: dict[str, list[int]] = {}
     for key, count in report.layers.items():
         layer, kind = key.rsplit(":", 1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from tfcpu.errors import QuantizationError
-from tfcpu.graph.model import NEEDS_ONEDNN, PRECISION, Model, copy_graph_def
+from tfcpu.graph.model import NEEDS_ONEDNN, PRECISION, REMAINDER, Model, copy_graph_def
 from tfcpu.quantize.calibration import Calibration, batch_size_of, describe_source, materialise
 from tfcpu.quantize.result import COMPUTE_OPS, QuantizationResult, Trial, bf16_op_table, bf16_ops, int8_ops, op_table
 
@@ -211,6 +211,8 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
             f"INC quantised nothing in {prepared.source.source}; the FP32 model is returned unchanged"
         )
         return Outcome(model=prepared.source, precision="fp32", **common), prepared
+    if plan.rest == "bf16":
+        qmodel, prepared = _bf16_remainder(qmodel, prepared)
     agreement, prepared = _agree(prepared, qmodel, "int8")
     outcome = Outcome(
         matmul_flop_share=_matmul_share(qmodel, batches),
@@ -225,6 +227,31 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
         **common,
     )
     return outcome, prepared
+
+
+def _bf16_remainder(qmodel: Model, prepared: Prepared) -> tuple[Model, Prepared]:
+    """``remainder("bf16")``: oneDNN's BF16 rewrite on the INT8 graph (the quantised ops stay as they are;
+    the float MatMul/Einsum/Conv left by INC and what follows them become BF16)."""
+    from tfcpu.quantize._bf16 import bf16_rewrite
+    from tfcpu.session.precision import check_precision
+
+    check_precision("bf16", prepared.topology)
+    if not prepared.onednn:
+        raise QuantizationError(
+            "the BF16 remainder needs oneDNN, which is off in this TensorFlow process",
+            hint="turn oneDNN on before importing TensorFlow, or use `tfcpu quantize --remainder bf16`",
+        )
+    graph_def = bf16_rewrite(copy_graph_def(qmodel.graph_def), qmodel.output_names, source=qmodel.source)
+    if not bf16_ops(graph_def):
+        return qmodel, prepared.warn("remainder('bf16'): the INT8 graph has no float op oneDNN runs in BF16")
+    mixed = Model(
+        graph_def=graph_def,
+        inputs=qmodel.inputs,
+        outputs=qmodel.outputs,
+        source=f"{qmodel.source} [bf16 remainder]",
+        metadata={**qmodel.metadata, REMAINDER: "bf16"},
+    )
+    return mixed, prepared
 
 
 def _matmul_share(qmodel: Model, batches: list[dict[str, Any]]) -> float | None:
@@ -307,6 +334,11 @@ def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult
     from the same calibration data; the TensorFlow FP32 graph is optimised once first, like the TF path."""
     from tfcpu.quantize._nncf import quantizer_result
 
+    if plan.rest == "bf16":
+        from tfcpu.session.precision import check_precision
+        from tfcpu.topology import Topology
+
+        check_precision("bf16", plan.topology or Topology.detect())
     prepared = optimise(prepare(plan, model, seed))
     result = quantizer_result(
         prepared.fp32,
@@ -317,5 +349,6 @@ def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult
         tolerance=plan.relative_loss if plan.evaluator is not None else None,
         warnings=prepared.warnings,
         fast_int8=bool(prepared.topology.precisions["int8"].accelerated),
+        remainder=plan.rest,
     )
     return replace(result, optimization=prepared.optimization)

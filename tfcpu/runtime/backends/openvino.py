@@ -29,10 +29,11 @@ Settings (backend ``options``, all optional):
   region); False compiles the dynamic model once.
 
 The first-use check runs seeded inputs (batch 2; an unknown sequence length or other non-batch
-dimension at 16) through the Model's GraphDef in a TensorFlow session and through the compiled model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the
-numbers); a BF16/INT8 one reports cosine and top-1 agreement and is refused only below
-``min_cosine``. An OpenVINO IR loaded with `tfcpu.load()` has no TF graph to compare against:
-its check is skipped (an IR written by tfcpu's NNCF path was checked when it was made).
+dimension at 16) through the Model's GraphDef in a TensorFlow session and through the compiled
+model: an FP32 compilation must agree within ``rtol`` (else RunnerError with the numbers); a
+BF16/INT8 one reports cosine and top-1 agreement and is refused only below ``min_cosine``. An
+OpenVINO IR loaded with `tfcpu.load()` has no TF graph to compare against: its check is skipped
+(an IR written by tfcpu's NNCF path was checked when it was made).
 """
 
 from __future__ import annotations
