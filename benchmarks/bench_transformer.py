@@ -5,7 +5,7 @@
 
 The model: ``tests/transformer_models.frozen("keras3", layers, width)``, a Keras 3 encoder with a dynamic
 sequence length, int32 ``token_ids`` and ``mask`` inputs and trained-like (randomised) LayerNorm and
-biases. Ten rows, each timed at ``--batch-size`` x ``--seq``:
+biases. Fifteen rows, each timed at ``--batch-size`` x ``--seq``:
 
 1. **TF FP32 as loaded**: the frozen graph in a plain ``tf.compat.v1.Session`` with TensorFlow's own
    defaults (threads, oneDNN); no tfcpu in the child;
@@ -14,10 +14,15 @@ biases. Ten rows, each timed at ``--batch-size`` x ``--seq``:
 3. **tfcpu TF BF16**: ``Quantizer().bf16()``, the same way (only where AVX512_BF16/AMX_BF16 is there);
 4. **tfcpu TF INT8**: ``Quantizer().int8()`` calibrated on 4 batches, the same way (the policy turns
    oneDNN on for the quantised graph);
-5.-7. **tfcpu OpenVINO FP32/BF16/INT8**: tfcpu's OpenVINO backend (THROUGHPUT hint, its ring of infer
-   requests) on the as-loaded graph with precision f32 / bf16, and on
-   ``Quantizer().int8().backend("openvino")``'s IR;
-8.-10. **OpenVINO peer FP32/BF16/INT8**: what a user writes without tfcpu: ``openvino.convert_model`` of
+5. **tfcpu TF INT8+BF16**: the same INT8 plan with ``.remainder("bf16")`` (the attention Einsums,
+   Softmax and mask in BF16; only where BF16 is accelerated);
+6.-8. **tfcpu TF FP32/BF16/INT8 multi-instance**: the graphs of rows 2-4 as pinned instances
+   (``tfcpu.demo.default_instances``: 2 on 2 cores, one thread each), the paper's step 5 and the like
+   of OpenVINO's THROUGHPUT streams; throughput only (a request's latency is the single-instance row's);
+9.-12. **tfcpu OpenVINO FP32/BF16/INT8/INT8+BF16**: tfcpu's OpenVINO backend (THROUGHPUT hint, its ring
+   of infer requests) on the as-loaded graph with precision f32 / bf16, and on
+   ``Quantizer().int8().backend("openvino")``'s IR compiled with f32 / bf16 for NNCF's float layers;
+13.-15. **OpenVINO peer FP32/BF16/INT8**: what a user writes without tfcpu: ``openvino.convert_model`` of
    the as-loaded ``.pb``, every input reshaped to the static ``[batch, seq]``, THROUGHPUT hint, an
    ``AsyncInferQueue``; FP32 forces ``INFERENCE_PRECISION_HINT=f32``, BF16 is OpenVINO's default precision
    on a BF16 CPU, INT8 is ``nncf.quantize(model_type=TRANSFORMER)`` on the same 4 calibration batches.
