@@ -5,6 +5,7 @@ builders that do not read the machine, SmoothQuant on the command line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,10 @@ def test_cli_remainder_bf16_runs_the_attention_in_bf16(tmp_path: Path, capsys: p
     proc = subprocess.run([sys.executable, "-m", "tfcpu", *argv], capture_output=True, text=True, timeout=600)
     if not Topology.detect().precisions["bf16"].accelerated:
         assert proc.returncode == 2 and "AVX512_BF16" in proc.stderr and not out.exists(), proc.stderr[-2000:]
+        return
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":  # the oneDNN-off leg: the user's setting wins, said clearly
+        assert proc.returncode == 1 and "needs oneDNN" in proc.stderr and not out.exists(), proc.stderr[-2000:]
+        assert "TF_ENABLE_ONEDNN_OPTS=1" in proc.stderr
         return
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["precision"] == "int8"

@@ -239,7 +239,8 @@ def _bf16_remainder(qmodel: Model, prepared: Prepared) -> tuple[Model, Prepared]
     if not prepared.onednn:
         raise QuantizationError(
             "the BF16 remainder needs oneDNN, which is off in this TensorFlow process",
-            hint="turn oneDNN on before importing TensorFlow, or use `tfcpu quantize --remainder bf16`",
+            hint="turn oneDNN on before TensorFlow is imported (TF_ENABLE_ONEDNN_OPTS=1, or "
+            "tfcpu.SessionConfig...with_onednn(True).apply())",
         )
     graph_def = bf16_rewrite(copy_graph_def(qmodel.graph_def), qmodel.output_names, source=qmodel.source)
     if not bf16_ops(graph_def):
