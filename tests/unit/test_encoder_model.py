@@ -91,7 +91,7 @@ def test_the_predict_child_feeds_every_input_by_dtype() -> None:
     from tfcpu.demo._predict import _batch
 
     model = build_encoder(layers=1, width=32, heads=2, seq_len=16)
-    ids, mask = _batch(model.inputs, 4, np.random.default_rng(0))
+    ids, mask = _batch(model.inputs, 4)
     assert ids.shape == mask.shape == (4, 16) and ids.dtype == np.int32 and ids.max() < VOCAB
     with pytest.raises(ValueError, match="unknown dimension"):
-        _batch(build_encoder(layers=1, width=32, heads=2, seq_len=None).inputs, 4, np.random.default_rng(0))
+        _batch(build_encoder(layers=1, width=32, heads=2, seq_len=None).inputs, 4)

@@ -25,14 +25,13 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_tensorflow()
     import keras
-    import numpy as np
 
     from tfcpu._io import atomic_write_text
     from tfcpu.runtime.backends._base import timed_loop
     from tfcpu.runtime.stats import LatencyStats, round_throughputs
 
     model = keras.models.load_model(path, compile=False)
-    x = _batch(model.inputs, batch, np.random.default_rng(0))
+    x = _batch(model.inputs, batch)
 
     def predict(ordered: Sequence[Any]) -> list[Any]:
         return [model.predict(ordered[0] if len(ordered) == 1 else list(ordered), batch_size=batch, verbose=0)]
@@ -64,24 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _batch(inputs: Sequence[Any], batch: int, rng: Any) -> list[Any]:
-    """One batch for every Keras input, in order: floats standard normal, integers (token ids,
-    masks) in ``[0, INTEGER_HIGH)`` as `tfcpu.graph.compare.random_inputs` draws them."""
-    from tfcpu.graph._inputs import INTEGER_HIGH
+def _batch(inputs: Sequence[Any], batch: int, seed: int = 0) -> list[Any]:
+    """One batch for every Keras input, in order, drawn by the one input generator
+    (`tfcpu.graph.compare.random_inputs`) the graph rows use: floats standard normal, integers
+    (token ids, masks) in ``[0, INTEGER_HIGH)``; an unknown non-batch dimension is a ConfigError."""
+    from tfcpu.graph._inputs import random_inputs
+    from tfcpu.graph.model import Model, TensorSpec
 
-    out = []
-    for tensor in inputs:
-        dims = tuple(tensor.shape)[1:]
-        if any(d is None for d in dims):
-            shown = tuple(tensor.shape)
-            raise ValueError(f"input {tensor.name!r} has an unknown dimension in {shown}: give a fixed shape")
-        shape = (batch, *(int(d) for d in dims))
-        dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
-        if dtype.startswith(("int", "uint")):
-            out.append(rng.integers(0, INTEGER_HIGH, shape).astype(dtype))
-        else:
-            out.append(rng.standard_normal(shape).astype(dtype))
-    return out
+    specs = tuple(
+        TensorSpec(f"{t.name}:0", str(getattr(t.dtype, "name", t.dtype)), tuple(t.shape), "Placeholder") for t in inputs
+    )
+    feeds = random_inputs(Model(None, specs, (), source="the Keras model"), batch, seed=seed)
+    return [feeds[spec.name] for spec in specs]
 
 
 if __name__ == "__main__":
