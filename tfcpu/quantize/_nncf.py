@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tfcpu.errors import QuantizationError
-from tfcpu.graph.model import Model
+from tfcpu.graph.model import REMAINDER, Model
 from tfcpu.runtime.backends._openvino_util import (
     Agreement,
     CompileSettings,
@@ -297,7 +297,7 @@ def quantizer_result(
     # cosine, FakeQuantize count, layers, NNCF version travel with the model
     new = _wrap(model, ov_model, "bf16" if precision == "bf16" else ran, report=report.to_dict())
     if precision == "int8" and remainder == "bf16":
-        new = replace(new, metadata={**new.metadata, "openvino_precision": "bf16", "remainder": "bf16"})
+        new = replace(new, metadata={**new.metadata, "openvino_precision": "bf16", REMAINDER: "bf16"})
     per_layer: dict[str, list[int]] = {}
     for key, count in report.layers.items():
         layer, kind = key.rsplit(":", 1)

@@ -154,6 +154,12 @@ def run_int8(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
         return build_result(prepared, Outcome(model=model, precision="fp32"))
     if not prepared.topology.precisions["int8"].accelerated:
         prepared = prepared.warn(SLOW_INT8_WARNING)
+    if not prepared.onednn and plan.rest == "bf16":  # refused before INC runs
+        raise QuantizationError(
+            "the BF16 remainder needs oneDNN, which is off in this TensorFlow process",
+            hint="turn oneDNN on before TensorFlow is imported (TF_ENABLE_ONEDNN_OPTS=1, or "
+            "tfcpu.SessionConfig...with_onednn(True).apply())",
+        )
     if not prepared.onednn:
         if plan.evaluator is not None:
             raise QuantizationError(
@@ -231,17 +237,10 @@ def _trials(prepared: Prepared) -> tuple[Outcome, Prepared]:
 
 def _bf16_remainder(qmodel: Model, prepared: Prepared) -> tuple[Model, Prepared]:
     """``remainder("bf16")``: oneDNN's BF16 rewrite on the INT8 graph (the quantised ops stay as they are;
-    the float MatMul/Einsum/Conv left by INC and what follows them become BF16)."""
+    the float MatMul/Einsum/Conv left by INC and what follows them become BF16). The CPU and oneDNN
+    were checked before INC ran (`Quantizer.run`, `run_int8`)."""
     from tfcpu.quantize._bf16 import bf16_rewrite
-    from tfcpu.session.precision import check_precision
 
-    check_precision("bf16", prepared.topology)
-    if not prepared.onednn:
-        raise QuantizationError(
-            "the BF16 remainder needs oneDNN, which is off in this TensorFlow process",
-            hint="turn oneDNN on before TensorFlow is imported (TF_ENABLE_ONEDNN_OPTS=1, or "
-            "tfcpu.SessionConfig...with_onednn(True).apply())",
-        )
     graph_def = bf16_rewrite(copy_graph_def(qmodel.graph_def), qmodel.output_names, source=qmodel.source)
     if not bf16_ops(graph_def):
         return qmodel, prepared.warn("remainder('bf16'): the INT8 graph has no float op oneDNN runs in BF16")
@@ -335,11 +334,6 @@ def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult
     from the same calibration data; the TensorFlow FP32 graph is optimised once first, like the TF path."""
     from tfcpu.quantize._nncf import quantizer_result
 
-    if plan.rest == "bf16":
-        from tfcpu.session.precision import check_precision
-        from tfcpu.topology import Topology
-
-        check_precision("bf16", plan.topology or Topology.detect())
     prepared = optimise(prepare(plan, model, seed))
     result = quantizer_result(
         prepared.fp32,

@@ -289,6 +289,11 @@ class Quantizer:
                 why=f"the plan's precision is {self.precision}: there is no INT8 part to leave a remainder",
                 hint="drop .remainder(...) or use .int8()",
             )
+        if self.rest == "bf16":  # refused before INC or NNCF run, on both targets
+            from tfcpu.session.precision import check_precision
+            from tfcpu.topology import Topology
+
+            check_precision("bf16", self.topology or Topology.detect())
         pipeline = pipelines.get((self.target, self.precision))
         if pipeline is None:
             raise ConfigError(
