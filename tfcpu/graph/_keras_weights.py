@@ -22,7 +22,11 @@ _BN_NAMES = ("BatchNormalization", "SyncBatchNormalization")
 
 
 _BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
-_LN_NAMES = ("LayerNormalization",)
+# layer type -> (the count it adds to, its normalisation variables)
+_NORMS = {
+    **{name: ("batch_norms", _BN_VARIABLES) for name in _BN_NAMES},
+    "LayerNormalization": ("layer_norms", ("gamma", "beta")),
+}
 
 
 def _bn_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> Any:
@@ -64,25 +68,20 @@ def realistic_weights(model: Any, *, seed: int = 0) -> dict[str, int]:
         How many layers were changed: ``{"batch_norms": n, "layer_norms": k, "biases": m}``.
     """
     rng = np.random.default_rng(seed)
-    bns = lns = biases = 0
+    counts = {"batch_norms": 0, "layer_norms": 0, "biases": 0}
     for layer in _layers(model):
-        if type(layer).__name__ in _BN_NAMES:
-            for name in _BN_VARIABLES:
+        norm = _NORMS.get(type(layer).__name__)
+        if norm is not None:
+            kind, names = norm
+            for name in names:
                 variable = getattr(layer, name, None)
                 if variable is not None:
                     _assign(variable, _bn_value(rng, name, _shape(variable)))
-            bns += 1
-            continue
-        if type(layer).__name__ in _LN_NAMES:
-            for name in ("gamma", "beta"):
-                variable = getattr(layer, name, None)
-                if variable is not None:
-                    _assign(variable, _bn_value(rng, name, _shape(variable)))
-            lns += 1
+            counts[kind] += 1
             continue
         bias = getattr(layer, "bias", None)
         if bias is not None and hasattr(bias, "assign") and getattr(layer, "use_bias", True):
             _assign(bias, rng.normal(0.0, 0.05, _shape(bias)))
-            biases += 1
-    log.debug("realistic_weights: %d batch norms, %d layer norms, %d biases (seed %d)", bns, lns, biases, seed)
-    return {"batch_norms": bns, "layer_norms": lns, "biases": biases}
+            counts["biases"] += 1
+    log.debug("realistic_weights: %s randomised (seed %d)", counts, seed)
+    return counts

@@ -47,6 +47,7 @@ APPLICATIONS = (
     "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "NASNetMobile", "ResNet101",
     "ResNet101V2", "ResNet152", "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception",
 )  # fmt: skip
+_KNOWN_MODELS = (*APPLICATIONS, *BUILTIN_MODELS)  # what "keras:<name>" may name
 _VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable", "TemporaryVariable")
 _NOT_OUTPUTS = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "SaveV2", "RestoreV2")
 
@@ -135,17 +136,16 @@ def _names(value: Names, what: str) -> tuple[str, ...] | None:
 
 
 def _application_name(text: str) -> str | None:
-    known = (*APPLICATIONS, *BUILTIN_MODELS)
     if text.startswith("keras:"):
         name = text.split(":", 1)[1]
-        if name not in known:
+        if name not in _KNOWN_MODELS:
             raise ConfigError(
                 f"unknown Keras application {name!r}",
-                why=did_you_mean(name, known),
-                hint="known: " + ", ".join(known),
+                why=did_you_mean(name, _KNOWN_MODELS),
+                hint="known: " + ", ".join(_KNOWN_MODELS),
             )
         return name
-    if text in known and not os.path.exists(text):
+    if text in _KNOWN_MODELS and not os.path.exists(text):
         return text
     return None
 
@@ -167,8 +167,7 @@ def resolve_application(name: str, *, weights: str | None = None, realistic_weig
             raise ConfigError(f"the built-in {name!r} has no pretrained weights", where=f"weights={weights!r}")
         return build_encoder(seed=0, realistic=realistic_weights)
     if name not in APPLICATIONS:
-        known = (*APPLICATIONS, *BUILTIN_MODELS)
-        raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, known))
+        raise ConfigError(f"unknown Keras application {name!r}", why=did_you_mean(name, _KNOWN_MODELS))
     tf = import_tensorflow()
     logger.info("building tf.keras.applications.%s(weights=%s)", name, weights)
     model = getattr(tf.keras.applications, name)(weights=weights)
