@@ -57,7 +57,11 @@ def test_a_dynamic_sequence_length() -> None:
 
 @pytest.mark.parametrize(
     ("sizes", "says"),
-    [({"width": 30, "heads": 4}, "not a multiple of heads 4"), ({"layers": 0}, "layers must be >= 1")],
+    [
+        ({"width": 30, "heads": 4}, "not a multiple of heads 4"),
+        ({"layers": 0}, "layers must be >= 1"),
+        ({"seq_len": 0}, "seq_len must be >= 1"),
+    ],
 )
 def test_sizes_that_cannot_build_are_refused(sizes: dict[str, int], says: str) -> None:
     with pytest.raises(ConfigError, match="do not build") as info:

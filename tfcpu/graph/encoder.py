@@ -65,7 +65,9 @@ def build_encoder(
     Raises:
         ConfigError: a size that cannot build (``width`` not a multiple of ``heads``, a size < 1).
     """
-    sizes = {"layers": layers, "width": width, "heads": heads, "classes": classes, "seq_len": seq_len or 1}
+    sizes = {"layers": layers, "width": width, "heads": heads, "classes": classes}
+    if seq_len is not None:  # None: a dynamic length; 0 is not one
+        sizes["seq_len"] = seq_len
     small = [name for name, value in sizes.items() if value < 1]
     if small or width % heads:
         raise ConfigError(
