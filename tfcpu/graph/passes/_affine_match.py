@@ -14,7 +14,18 @@ from typing import Any
 from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs, parse_input
 from tfcpu.graph.passes._base import PassContext
 
-__all__ = ["AFFINE_OPS", "FUSED_BN", "LINEAR_OPS", "OLD_BN", "Linear", "Stop", "linear", "resolve_const", "step"]
+__all__ = [
+    "AFFINE_OPS",
+    "FUSED_BN",
+    "LINEAR_OPS",
+    "OLD_BN",
+    "Linear",
+    "Stop",
+    "const_value",
+    "linear",
+    "resolve_const",
+    "step",
+]
 
 LINEAR_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 FUSED_BN = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
@@ -52,6 +63,12 @@ def resolve_const(index: GraphIndex, text: str) -> tuple[Any, list[str]] | None:
         return None
     path.append(node.name)
     return node, path
+
+
+def const_value(index: GraphIndex, text: str) -> Any | None:
+    """The value (a numpy array) of the Const behind ``text`` (following Identity nodes), or None."""
+    found = resolve_const(index, text)
+    return None if found is None else const_array(found[0])
 
 
 def _const_value(index: GraphIndex, text: str, what: str) -> Any:

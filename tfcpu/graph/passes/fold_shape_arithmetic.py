@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs, make_const, unique_name
+from tfcpu.graph._graphdef import GraphIndex, data_inputs, make_const, unique_name
+from tfcpu.graph.passes._affine_match import const_value
 from tfcpu.graph.passes._base import Outcome, PassContext, register_pass
 from tfcpu.graph.passes._edit import prune_dead, rewire
 from tfcpu.graph.passes._shapes import Static, infer, key
@@ -37,19 +38,10 @@ from tfcpu.graph.passes._shapes import Static, infer, key
 Value = tuple[bool, tuple[int | None, ...]]  # (is_scalar, entries)
 
 
-def _const(index: GraphIndex, text: str) -> Any | None:
-    node = index.producer(text)
-    while node is not None and node.op == "Identity":
-        node = index.producer(data_inputs(node)[0])
-    if node is None or node.op != "Const":
-        return None
-    return const_array(node)
-
-
 def _entries(values: dict[str, Value], index: GraphIndex, text: str) -> Value | None:
     if key(text) in values:
         return values[key(text)]
-    array = _const(index, text)
+    array = const_value(index, text)
     if array is None or array.dtype.kind not in "iu" or array.ndim > 1:
         return None
     return (array.ndim == 0, tuple(int(v) for v in array.reshape(-1)))
@@ -57,7 +49,7 @@ def _entries(values: dict[str, Value], index: GraphIndex, text: str) -> Value | 
 
 def _slice(node: Any, vec: Value, index: GraphIndex) -> Value | None:
     ins = data_inputs(node)
-    parts = [_const(index, t) for t in ins[1:4]]
+    parts = [const_value(index, t) for t in ins[1:4]]
     if vec[0] or any(p is None or p.shape != (1,) for p in parts):
         return None
     if node.attr["ellipsis_mask"].i or node.attr["new_axis_mask"].i:
@@ -86,7 +78,7 @@ def _evaluate(node: Any, index: GraphIndex, values: dict[str, Value], static: di
     if op == "StridedSlice" and args and args[0] is not None:
         return _slice(node, args[0], index)
     if op == "GatherV2" and len(args) == 3 and args[0] is not None and not args[0][0]:
-        indices, axis = _const(index, ins[1]), _const(index, ins[2])
+        indices, axis = const_value(index, ins[1]), const_value(index, ins[2])
         if indices is None or axis is None or int(axis) != 0 or node.attr["batch_dims"].i:
             return None
         items = args[0][1]
@@ -156,7 +148,7 @@ def _identity_transposes(graph_def: Any, ctx: PassContext, out: Outcome) -> list
     for node in graph_def.node:
         if node.op != "Transpose" or node.name in ctx.protected:
             continue
-        perm = _const(index, data_inputs(node)[1])
+        perm = const_value(index, data_inputs(node)[1])
         if perm is not None and perm.ndim == 1 and perm.tolist() == list(range(perm.shape[0])):
             mapping[f"{node.name}:0"] = data_inputs(node)[0]
             out.changed.append(f"{node.name} (identity Transpose) removed")

@@ -37,6 +37,7 @@ import math
 from typing import Any
 
 from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs, make_const, parse_input, unique_name
+from tfcpu.graph.passes._affine_match import const_value
 from tfcpu.graph.passes._base import Outcome, PassContext, register_pass
 from tfcpu.graph.passes._edit import prune_dead
 from tfcpu.graph.passes._shapes import Static, infer, key
@@ -59,12 +60,9 @@ def gelu_tanh(t: Any) -> Any:
 
 
 def _scalar(index: GraphIndex, text: str) -> float | None:
-    node = index.producer(text)
-    while node is not None and node.op == "Identity":
-        node = index.producer(data_inputs(node)[0])
-    if node is None or node.op != "Const":
+    value = const_value(index, text)
+    if value is None:
         return None
-    value = const_array(node)
     return float(value.reshape(-1)[0]) if value.size == 1 and value.dtype.kind == "f" else None
 
 

@@ -32,7 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tfcpu.graph._graphdef import GraphIndex, const_array, data_inputs, make_const, parse_input, unique_name
+from tfcpu.graph._graphdef import GraphIndex, data_inputs, make_const, parse_input, unique_name
+from tfcpu.graph.passes._affine_match import const_value
 from tfcpu.graph.passes._base import Outcome, PassContext, register_pass
 from tfcpu.graph.passes._edit import prune_dead
 from tfcpu.graph.passes._shapes import Static, infer, key
@@ -82,25 +83,15 @@ def parse_projection(equation: str, x_rank: int | None, w_shape: tuple[int, ...]
     return Projection(len(free), order, k, tuple(w_shape[ws.index(c)] for c in g))
 
 
-def _weight(index: GraphIndex, text: str) -> tuple[Any, Any] | None:
-    node = index.producer(text)
-    while node is not None and node.op == "Identity":
-        node = index.producer(data_inputs(node)[0])
-    if node is None or node.op != "Const":
-        return None
-    return node, const_array(node)
-
-
 def _projection(node: Any, index: GraphIndex, static: dict[str, Static]) -> tuple[Projection, Any]:
     import numpy as np
 
     ins = data_inputs(node)
     if len(ins) != 2:
         raise _NoMatch(f"{len(ins)} operands")
-    found = _weight(index, ins[1])
-    if found is None:
+    weights = const_value(index, ins[1])
+    if weights is None:
         raise _NoMatch("the second operand is not a constant weight")
-    weights = found[1]
     if not np.issubdtype(weights.dtype, np.floating):
         raise _NoMatch(f"weights have dtype {weights.dtype}")
     x_shape = static.get(key(ins[0]), Static(None, 0)).shape
@@ -185,10 +176,10 @@ def _bias_after(index: GraphIndex, node: Any, proj: Projection, ctx: PassContext
     other = [t for t in data_inputs(user) if parse_input(t).node != node.name]
     if len(other) != 1 or (user.op == "BiasAdd" and parse_input(data_inputs(user)[0]).node != node.name):
         return None
-    found = _weight(index, other[0])
+    found = const_value(index, other[0])
     if found is None:
         return None
-    bias = np.asarray(found[1])
+    bias = np.asarray(found)
     shape = tuple(bias.shape)
     if shape == proj.out_dims or (len(shape) == 1 and proj.out_dims and shape[0] == proj.out_dims[-1] == int(
             np.prod(proj.out_dims))):  # fmt: skip
@@ -260,7 +251,7 @@ def projections_to_matmul(graph_def: Any, ctx: PassContext) -> Outcome:
         try:
             proj, w2 = _projection(node, index, static)
         except _NoMatch as why:
-            if _weight(index, data_inputs(node)[-1]) is not None:
+            if const_value(index, data_inputs(node)[-1]) is not None:
                 out.skip(node.name, str(why))
             continue
         old = node.name
