@@ -6,9 +6,11 @@ reading), scans every meta graph and its function library with `tfcpu.graph.safe
 only then lets TensorFlow load it. The frozen signature is scanned again, fully, afterwards.
 
 Every SavedModel carries TensorFlow's own checkpoint machinery (``SaveV2``, ``RestoreV2``,
-``MergeV2Checkpoints``, ``ShardedFilename``, fed with paths inside the SavedModel directory by
-TensorFlow's loader), so those op types are not refused in this pre-scan; they cannot reach the
-frozen inference graph (the post-scan would refuse them there).
+``MergeV2Checkpoints``, ``ShardedFilename``), which TensorFlow's loader calls with the path of the
+SavedModel's variables. Those op types are admitted only there (`saver_scope()`: the nodes behind
+the meta graph's ``saver_def`` and the functions reached from them alone) and only when the path
+they use comes from the loader's; anywhere else (an initialiser, a signature, a function some other
+code calls) they are refused like any op outside the allowlist.
 """
 
 from __future__ import annotations
@@ -21,12 +23,8 @@ from tfcpu.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_OPS", "prescan_saved_model", "read_saved_model_proto"]
+__all__ = ["prescan_saved_model", "read_saved_model_proto", "saver_scope"]
 
-CHECKPOINT_OPS = (
-    "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice", "MergeV2Checkpoints",
-    "ShardedFilename", "ShardedFilespec",
-)  # fmt: skip
 #: The largest protobuf message the runtime parses (2 GiB - 1).
 MAX_PROTO_BYTES = 2 * 1024**3 - 1
 
@@ -85,13 +83,78 @@ def read_saved_model_proto(path: Path) -> Any:
 
 
 def prescan_saved_model(path: Path) -> None:
-    """Scan every meta graph of the SavedModel at ``path``; raise UnsafeModelError on findings."""
+    """Scan every meta graph of the SavedModel at ``path``; raise UnsafeModelError on findings.
+
+    Nothing of the model runs: ``saved_model.pb`` is parsed as a protobuf. TensorFlow's checkpoint
+    ops are admitted only in the saver that TensorFlow's loader calls with the variables' path
+    (`saver_scope`), and only when the path they use is that one.
+    """
     from tfcpu.graph import safety
 
     proto = read_saved_model_proto(path)
-    allowed = (*safety.current_allowance(), *CHECKPOINT_OPS)
     for index, meta in enumerate(proto.meta_graphs):
         where = f"{path} (meta graph {index})"
-        report = safety.check(meta.graph_def, where, allowed=allowed)
+        report = safety.check(meta.graph_def, where, checkpoints=saver_scope(meta))
         logger.debug("safety pre-scan of %s: %d nodes, %d functions", where, report.nodes_scanned,
                      report.functions_scanned)  # fmt: skip
+
+
+def _called(node: Any, library: set[str]) -> set[str]:
+    """The library functions ``node`` calls: as its op, or through a function-valued attribute."""
+    names = {node.op} & library
+    for value in node.attr.values():
+        kind = value.WhichOneof("value")
+        if kind == "func":
+            names.add(value.func.name)
+        elif kind == "list":
+            names.update(f.name for f in value.list.func)
+    return names & library
+
+
+def _reach(roots: set[str], bodies: dict[str, Any], library: set[str]) -> set[str]:
+    """Every library function reachable from the functions ``roots`` (included)."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        for node in bodies[name].node_def:
+            stack.extend(_called(node, library) - seen)
+    return seen
+
+
+def saver_scope(meta: Any) -> Any:
+    """The `tfcpu.graph.safety.CheckpointScope` of a meta graph: its saver's nodes and functions.
+
+    The saver's main-graph nodes are everything its save tensor and restore op read. Its functions
+    are those reached from these nodes and from nowhere else (no other node, no other function), so
+    an initialiser that calls a checkpoint op, or the saver's code with a path of its own, is not
+    in the scope.
+    """
+    from tfcpu.graph._graphdef import parse_input
+    from tfcpu.graph.safety import CheckpointScope
+
+    saver = meta.saver_def
+    graph = meta.graph_def
+    roots = [t.split(":")[0] for t in (saver.save_tensor_name, saver.restore_op_name) if t]
+    if not roots:
+        return CheckpointScope()
+    by_name = {n.name: n for n in graph.node}
+    nodes: set[str] = set()
+    stack = [r for r in roots if r in by_name]
+    while stack:
+        name = stack.pop()
+        if name in nodes:
+            continue
+        nodes.add(name)
+        stack.extend(parse_input(t).node for t in by_name[name].input if parse_input(t).node in by_name)
+    bodies = {f.signature.name: f for f in graph.library.function}
+    library = set(bodies)
+    from_saver = _reach({f for n in nodes for f in _called(by_name[n], library)}, bodies, library)
+    others = {f for n in graph.node if n.name not in nodes for f in _called(n, library)}
+    others |= library - from_saver  # any function outside the saver may be an entry point of the loader
+    shared = _reach(others, bodies, library)
+    filename = saver.filename_tensor_name.split(":")[0]
+    return CheckpointScope(frozenset(from_saver - shared), frozenset(nodes), filename)
