@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tfcpu.errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable", "output_error"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_not_input", "check_writable", "output_error"]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -64,6 +64,62 @@ def output_error(exc: OSError, path: str | os.PathLike[str]) -> OutputError:
     )
 
 
+def _real(path: Path) -> Path:
+    """``path`` with every link resolved (a missing tail is kept as written)."""
+    return Path(os.path.realpath(path))
+
+
+def check_not_input(
+    output: str | os.PathLike[str], inputs: list[Path], *, overwrite: bool = False, what: str = "-o"
+) -> None:
+    """Refuse an output that would lose an input: it is, is inside, or links to an input file or directory.
+
+    Links are followed on both sides, so a symlink (or a hard link) to the input counts as the input.
+    Replacing an input *file* by itself is allowed with ``overwrite`` (``--overwrite``): the user
+    named it; an output inside an input directory (a SavedModel's ``saved_model.pb``, its
+    variables) or an output directory holding an input is never allowed.
+
+    Args:
+        output: the path about to be written.
+        inputs: the files and directories the command reads (paths that do not exist are ignored).
+        overwrite: the user asked to replace the input file in place.
+        what: how the output is named in messages (``"-o"``).
+
+    Raises:
+        ConfigError: the output would replace, or write inside, an input (exit 2).
+    """
+    from tfcpu.errors import ConfigError
+
+    out = _real(Path(output))
+    for source in inputs:
+        if not source.exists():
+            continue
+        real = _real(source)
+        same = out == real or (out.exists() and os.path.samefile(out, real))
+        if same and real.is_file():
+            if overwrite:
+                continue
+            raise ConfigError(
+                f"{what} is the input file",
+                where=f"{output} -> {real}" if Path(output) != real else str(output),
+                hint="write elsewhere, or pass --overwrite to replace it",
+            )
+        if same or real in out.parents:
+            raise ConfigError(
+                f"{what} is inside the input {'directory' if real.is_dir() else 'model'}",
+                where=f"{output} (input: {source})",
+                why="writing there would change the model being read",
+                hint="write the output outside the input directory",
+            )
+        if out in real.parents:
+            raise ConfigError(
+                f"{what} is a directory that holds the input",
+                where=f"{output} (input: {source})",
+                why="writing there could replace the model being read",
+                hint="choose an output directory that does not contain the input",
+            )
+
+
 def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written (its missing parents created).
 
@@ -101,6 +157,8 @@ def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one, never part.
 
+    When ``path`` is a symbolic link, the file it names is replaced and the link is kept.
+
     Args:
         path: the file to write; missing parent directories are created.
         data: the whole content.
@@ -111,7 +169,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     Raises:
         OutputError: the file could not be written (permissions, no space, a parent is a file).
     """
-    target = Path(path)
+    named = Path(path)
+    # A link is written through, never replaced: the new content lands in the file it names.
+    target = _real(named) if named.is_symlink() else named
     try:
         mode = target.stat().st_mode & 0o7777
     except OSError:
@@ -134,7 +194,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         if isinstance(exc, OSError):
             raise output_error(exc, target) from exc
         raise
-    return target
+    return named
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -62,6 +62,7 @@ def load(
     signature: str | None = None,
     allow_unsafe_ops: Sequence[str] | str | None = None,
     realistic_weights: bool = True,
+    trust_code: bool = False,
 ) -> Model:
     """Load ``source`` as a frozen Model. See the module docstring for the accepted sources.
 
@@ -74,14 +75,25 @@ def load(
             is refused with UnsafeModelError before TensorFlow imports it.
         realistic_weights: for ``"keras:<Application>"`` only: randomise batch norms and biases to
             trained-like values (default); False keeps Keras's initial identity batch norms and zero biases.
+        trust_code: let a Keras file run the Python it carries: ``Lambda`` layers (Keras's safe mode
+            off) and the legacy ``.h5`` format (which has no safe mode, loaded by Keras 3 and then
+            ``tf_keras``). Only for files you trust as you trust code you run: without it ``.keras``
+            files load in safe mode and ``.h5`` files are refused.
     """
     from tfcpu.graph import safety
 
     with safety.allowing(allow_unsafe_ops):
-        return _load(source, inputs, outputs, signature, realistic_weights)
+        return _load(source, inputs, outputs, signature, realistic_weights, trust_code)
 
 
-def _load(source: Any, inputs: Names, outputs: Names, signature: str | None, realistic: bool = True) -> Model:
+def _load(
+    source: Any,
+    inputs: Names,
+    outputs: Names,
+    signature: str | None,
+    realistic: bool = True,
+    trust_code: bool = False,
+) -> Model:
     in_names = _names(inputs, "inputs")
     out_names = _names(outputs, "outputs")
     tf = None
@@ -103,7 +115,7 @@ def _load(source: Any, inputs: Names, outputs: Names, signature: str | None, rea
 
             return load_ir(path, in_names, out_names)
         if suffix in (".keras", ".h5", ".hdf5"):
-            return _from_keras(_load_keras_file(path), in_names, out_names, str(path))
+            return _from_keras(_load_keras_file(path, trust_code), in_names, out_names, str(path))
         graph_def = _read_graph_def(path)
         return _from_graph_def(graph_def, in_names, out_names, str(path), check_versions=True)
     tf = import_tensorflow()
@@ -238,19 +250,38 @@ def _read_graph_def(path: Path) -> Any:
     return graph_def
 
 
-def _load_keras_file(path: Path) -> Any:
+def _load_keras_file(path: Path, trust_code: bool = False) -> Any:
+    """A Keras model file: ``.keras`` in Keras's safe mode; ``.h5`` only with ``trust_code``.
+
+    Keras's safe mode refuses to deserialise Python (``Lambda`` layers); the legacy HDF5 format
+    has no such mode in ``tf_keras``, so nothing in it is read unless the user trusts its code.
+    """
     tf = import_tensorflow()
+    legacy = path.suffix.lower() in (".h5", ".hdf5")
+    if legacy and not trust_code:
+        raise ModelError(
+            "refusing a legacy Keras .h5 file: it cannot be loaded safely",
+            where=str(path),
+            why="an .h5 model can carry Python (Lambda layers) that runs while it loads, and tf_keras has "
+            "no safe mode",
+            hint="if you trust this file as you trust code you run, pass trust_code=True / --trust-code; "
+            "better, re-save it as .keras or a SavedModel where it was made",
+        )
     try:
-        return tf.keras.models.load_model(str(path), compile=False)
+        return tf.keras.models.load_model(str(path), compile=False, safe_mode=not trust_code)
     except Exception as exc:  # Keras raises many types
-        if path.suffix.lower() in (".h5", ".hdf5"):
+        if legacy:
             try:
                 import tf_keras
 
                 return tf_keras.models.load_model(str(path), compile=False)
             except Exception:  # noqa: BLE001 - fall through to the Keras 3 error
                 logger.debug("tf_keras could not load %s either", path)
-        raise ModelError("cannot load the Keras model", where=str(path), why=f"{type(exc).__name__}: {exc}") from exc
+        text = f"{type(exc).__name__}: {exc}"
+        hint = None
+        if "safe_mode" in text or "Lambda" in text:
+            hint = "the file carries Python code; pass trust_code=True / --trust-code only if you trust it"
+        raise ModelError("cannot load the Keras model", where=str(path), why=text, hint=hint) from exc
 
 
 # -- freezing ---------------------------------------------------------------------------------
