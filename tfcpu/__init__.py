@@ -59,9 +59,12 @@ _LAZY: dict[str, str] = {
     "InstanceSettings": "tfcpu.runtime.multi",
     "TuneResult": "tfcpu.runtime.tune",
     "DispatchReport": "tfcpu.runtime.dispatch",
+    "Stopped": "tfcpu._stop",
+    "stop_signals": "tfcpu._stop",
 }
 
 if TYPE_CHECKING:
+    from tfcpu._stop import Stopped, stop_signals
     from tfcpu.graph.compare import Comparison, compare_outputs
     from tfcpu.graph.load import load
     from tfcpu.graph.model import Model, TensorSpec
@@ -106,6 +109,7 @@ __all__ = [
     "RuntimeInfo",
     "SafetyReport",
     "SessionConfig",
+    "Stopped",
     "TensorSpec",
     "TfcpuError",
     "Topology",
@@ -116,6 +120,7 @@ __all__ = [
     "compare_outputs",
     "load",
     "runtime_info",
+    "stop_signals",
 ]
 
 

@@ -1,17 +1,25 @@
 """Entry point of the ``tfcpu`` command.
 
 Exit codes: 0 success, 1 a failure while doing the work, 2 a user error (bad flag, bad
-input, unknown name). Errors print one line and a hint; ``--debug`` shows the traceback.
+input, unknown name), 128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+Errors print one line and a hint; ``--debug`` shows the traceback.
+
+Every command runs inside `tfcpu._stop.stop_signals`: SIGTERM and SIGHUP unwind like Ctrl-C, so
+children's process groups are ended and temp dirs removed before the exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from tfcpu import __version__
+from tfcpu._stop import Stopped, stop_signals
+from tfcpu._stop import exit_code as stop_exit_code
 from tfcpu.errors import TfcpuError
 
 __all__ = ["main"]
@@ -65,15 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(func(args) or 0)
+        with stop_signals():
+            return int(func(args) or 0)
     except TfcpuError as exc:
         if args.debug:
             raise
         print(f"tfcpu {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"tfcpu {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP turned into Stopped
+        how = f" ({exc.signal_name})" if isinstance(exc, Stopped) and exc.signum != signal.SIGINT else ""
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"tfcpu {args.command}: interrupted{how}", file=sys.stderr)
+        return stop_exit_code(exc)
     except Exception as exc:
         if args.debug:
             raise

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tfcpu._stop import run_child
 from tfcpu.errors import RunnerError
 from tfcpu.runtime.backends._base import BenchmarkOptions
 
@@ -102,7 +102,7 @@ def predict_child(path: Path, options: BenchmarkOptions, work: Path) -> Measurem
         str(options.warmup),
         str(out),
     ]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration * 10 + 600)
+    proc = run_child(argv, env=env, timeout=duration * 10 + 600)  # its own process group, ended however it ends
     if proc.returncode != 0 or not out.exists():
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         cause = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")

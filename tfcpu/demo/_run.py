@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
+from tfcpu._stop import temp_dir
 from tfcpu.demo._measure import Measurement, graph_precision, measure, predict_child
 from tfcpu.demo._result import DemoResult, DemoRow, mark_noise, unit_of, with_speedups
 from tfcpu.demo._steps import Step, bf16_graph, demo_steps, int8_graph, itex_env, optimised_graph, prepare_models
@@ -242,8 +242,8 @@ def run_demo(
     options = BenchmarkOptions(batch_size=batch_size, warmup=warmup, duration=duration)
     n_multi = instances or default_instances(topo.usable_physical_cores)
     rows: list[DemoRow] = []
-    with tempfile.TemporaryDirectory(prefix="tfcpu-demo-") as tmp:
-        run = _Run(model, options, topo, Path(tmp), n_multi, calibration_batches, itex_installed(), dispatch)
+    with temp_dir("tfcpu-demo-") as tmp:
+        run = _Run(model, options, topo, tmp, n_multi, calibration_batches, itex_installed(), dispatch)
         if run.itex:
             run.notes.append(
                 "ITEX is installed: TensorFlow loads its plug-in in every row; the ITEX row sets its options"

@@ -20,7 +20,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._render import TextTable, html_table, rich_table
+from tfcpu._stop import run_child, temp_dir
 from tfcpu.errors import ConfigError, RunnerError
 from tfcpu.runtime._verbose_log import MARK, KernelExec, isa_of_implementation, parse_verbose
 
@@ -375,8 +375,8 @@ def probe_dispatch(
     child = child_env(decision, env)
     extra = {"ONEDNN_VERBOSE": VERBOSE_VALUE, "ONEDNN_VERBOSE_TIMESTAMP": "1"}
     child.update(extra)
-    with tempfile.TemporaryDirectory(prefix="tfcpu-dispatch-") as tmp:
-        pb, out = Path(tmp) / "model.pb", Path(tmp) / "result.json"
+    with temp_dir("tfcpu-dispatch-") as tmp:
+        pb, out = tmp / "model.pb", tmp / "result.json"
         model.save(pb)
         spec = {
             "inputs": list(model.input_names),
@@ -386,7 +386,7 @@ def probe_dispatch(
         }
         argv = [sys.executable, "-P", "-m", "tfcpu.runtime.dispatch", str(pb), json.dumps(spec), str(out)]
         try:
-            proc = subprocess.run(argv, env=child, capture_output=True, text=True, timeout=timeout, check=False)
+            proc = run_child(argv, env=child, timeout=timeout)  # its own process group, ended however it ends
         except subprocess.TimeoutExpired as exc:
             raise RunnerError(
                 "the dispatch probe timed out", where=model.source, why=f"no result after {timeout:g} s",

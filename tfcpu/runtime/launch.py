@@ -8,13 +8,20 @@ Each copy gets the instance's thread variables and::
     TFCPU_CPUS             the instance's CPU list, e.g. "0-3,48-51"
 
 Output lines are prefixed with ``[i]`` and streamed as they come. The result says which
-copies failed and why; nothing is left running (deadline, error or Ctrl-C).
+copies failed and why.
+
+Each copy is the leader of its own process group, and the whole group is ended, the processes the
+command forked included: when the copy's command exits (SIGTERM to what it left running), at the
+deadline, on an error, on Ctrl-C and, under `tfcpu._stop.stop_signals` (every ``tfcpu``
+command), on SIGTERM/SIGHUP: SIGTERM, `tfcpu._stop.GRACE_S` seconds, then SIGKILL
+(`tfcpu._stop.end_groups`). Nothing is left running; a process that left the group (``setsid``)
+is out of reach.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -22,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from tfcpu._stop import deferred, end_groups
 from tfcpu.errors import ConfigError
 from tfcpu.runtime.multi import _signal_name, kill_group, pinned_argv
 from tfcpu.topology.cpulist import format_cpulist
@@ -125,6 +133,10 @@ def launch(
     """
     if not command:
         raise ConfigError("no command to launch", hint="tfcpu launch --instances 2 -- python script.py")
+    if timeout is not None:
+        from tfcpu._numbers import MAX_SECONDS, check_number
+
+        check_number(timeout, "timeout (seconds)", where="launch", above=0, maximum=MAX_SECONDS)
     procs: list[subprocess.Popen[bytes]] = []
     tails: list[list[str]] = [[] for _ in plan.instances]
     lock = threading.Lock()
@@ -144,35 +156,36 @@ def launch(
     start = time.monotonic()
     pumps: list[threading.Thread] = []
     timed_out: set[int] = set()
+    finished: set[int] = set()
     try:
         for inst in plan.instances:
-            proc = subprocess.Popen(
-                pinned_argv(inst, plan.method, command),
-                env={**os.environ, **(env or {}), **instance_environment(plan, inst.index)},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs.append(proc)
+            with deferred():  # a stop between the start and the append would orphan the copy
+                proc = subprocess.Popen(
+                    pinned_argv(inst, plan.method, command),
+                    env={**os.environ, **(env or {}), **instance_environment(plan, inst.index)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                procs.append(proc)
             assert proc.stdout is not None
             t = threading.Thread(target=pump, args=(inst.index, proc.stdout), daemon=True)
             t.start()
             pumps.append(t)
         deadline = start + timeout if timeout else None
         while any(p.poll() is None for p in procs):
+            for i, p in enumerate(procs):
+                if p.returncode is not None and i not in finished:  # the copy is done: so is what it forked
+                    finished.add(i)
+                    kill_group(p, signal.SIGTERM)
             if deadline is not None and time.monotonic() > deadline:
-                for i, p in enumerate(procs):
-                    if p.poll() is None:
-                        kill_group(p)
-                        timed_out.add(i)
+                late = [i for i, p in enumerate(procs) if p.poll() is None]
+                timed_out.update(late)
+                end_groups([procs[i] for i in late])
             time.sleep(0.02)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                kill_group(p)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=10)
+        end_groups(procs)  # every copy's whole group: forked children, late or interrupted copies
         for t in pumps:
             t.join(timeout=5)
     copies = tuple(

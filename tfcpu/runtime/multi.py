@@ -13,7 +13,9 @@ What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-s
   for the model's ops, TensorFlow's C++ start-up lines silenced);
 * a child that crashes or hangs is reported (exit code or signal, last log lines), the
   others' results are kept and the aggregate is marked partial; every child runs in its own
-  process group and is killed on deadline, error or Ctrl-C, so nothing is left behind.
+  process group, killed on deadline, and ended (SIGTERM, a grace period, SIGKILL:
+  `tfcpu._stop.end_groups`) on error, Ctrl-C or, under `tfcpu._stop.stop_signals` (every
+  ``tfcpu`` command), SIGTERM/SIGHUP; the temp dir goes with them, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tfcpu._io import atomic_write_text
+from tfcpu._stop import deferred, end_groups, temp_dir
 from tfcpu.errors import ConfigError, InstanceError
 from tfcpu.graph.model import Model
 from tfcpu.runtime._protocol import DataShard, WorkerPaths, WorkerResult, WorkerSpec
@@ -167,8 +169,7 @@ def run_instances(
     sharded = not isinstance(data, str)
     if isinstance(data, str) and data != "synthetic":
         raise ConfigError(f"unknown data source {data!r}", hint='use "synthetic" or pass a dataset array')
-    with tempfile.TemporaryDirectory(prefix="tfcpu-run-") as tmp:
-        work = Path(tmp)
+    with temp_dir("tfcpu-run-") as work:
         _write_model(model, work)
         shards = (
             _shards(model, data, work, len(instances), opts)
@@ -179,7 +180,8 @@ def run_instances(
         try:
             for inst, shard in zip(instances, shards, strict=True):
                 spec = _spec(model, inst, shard, work, opts, cfg)
-                children.append(_start(inst, spec, work, _env(model, inst, cfg), plan.method, cfg))
+                with deferred():  # a stop between the start and the append would orphan the child
+                    children.append(_start(inst, spec, work, _env(model, inst, cfg), plan.method, cfg))
             _wait_ready(children, cfg.startup_timeout, progress)
             go = time.monotonic() + 0.05
             atomic_write_text(work / "go", repr(go))
@@ -192,11 +194,7 @@ def run_instances(
             cpu = Topology.detect().summary()
             results = [_collect(child, model, opts, cpu) for child in children]
         finally:
-            for child in children:
-                if child.proc.poll() is None:
-                    kill_group(child.proc)
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        child.proc.wait(timeout=10)
+            end_groups([child.proc for child in children])
         outputs = _gather_outputs(results, model) if cfg.collect_outputs and sharded else None
         result = _aggregate(results, plan.method, opts.batch_size, model.source, outputs)
     if cfg.strict and result.partial:
