@@ -21,8 +21,10 @@ def render() -> str:
     parts = [
         "# CLI reference\n",
         "Every subcommand is a thin layer over the library. Exit codes: 0 success, 1 a failure while "
-        "doing the work, 2 a user error (bad flag, bad input, unknown name). Errors print one line and a "
-        "hint; add `--debug` (before the subcommand) for the traceback.\n",
+        "doing the work, 2 a user error (bad flag, bad input, unknown name), 128 + the signal when stopped "
+        "(130 SIGINT, 143 SIGTERM, 129 SIGHUP: children's process groups ended, temp dirs removed; see "
+        "security.md). Errors print one line and a hint; add `--debug` (before the subcommand) for the "
+        "traceback.\n",
         "```text\n" + parser.format_help().rstrip() + "\n```\n",
     ]
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
