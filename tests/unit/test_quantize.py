@@ -215,6 +215,39 @@ def test_tiny_convnet_is_quantised_and_the_input_model_is_not_touched(
     assert "INT8" in result._repr_html_()
 
 
+ONEDNN_OFF_CHILD = """
+import json
+import tensorflow  # imported first, with TF_ENABLE_ONEDNN_OPTS=0: what an AVX2 server does by default
+from tests.graphs import tiny_convnet
+from tfcpu import ModelError, Quantizer
+from tfcpu.graph._execute import random_feeds, run_graph
+from tfcpu.session.runtime import runtime_info
+model = tiny_convnet()
+result = Quantizer().int8().calibrate("synthetic", batches=2).run(model)
+try:
+    run_graph(result.model.graph_def, random_feeds(model), model.output_names)
+    error = None
+except ModelError as exc:
+    error = str(exc)
+print(json.dumps({"onednn_here": runtime_info().onednn_enabled, "quantized": result.quantized,
+                  "cosine": result.cosine, "top1": result.top1_agreement, "warnings": list(result.warnings),
+                  "error": error}))
+"""
+
+
+def test_int8_agreement_is_measured_in_a_child_where_onednn_is_off_in_this_process() -> None:
+    """Issue 27: TensorFlow imported with oneDNN off (AVX2 servers' default) cannot run the INT8 graph
+    ("Missing 0-th output from {{node ..._eightbit_requantize}}"); the quantiser still measures its
+    agreement (in a child with oneDNN on), and running it here names the fix instead."""
+    data = run_snippet(ONEDNN_OFF_CHILD, env={"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert data["onednn_here"] is False and data["quantized"] is True
+    assert data["cosine"] is not None and data["cosine"] > 0.99, data
+    assert data["top1"] is not None and data["top1"] >= 0.5, data
+    assert any("agreement check runs the INT8 graph in a child process" in w for w in data["warnings"]), data
+    assert data["error"] is not None and "needs oneDNN, which is off" in data["error"], data
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in data["error"] and "Missing 0-th output" not in data["error"]
+
+
 def test_fast_hardware_does_not_warn_about_speed(topology: TopologyFactory) -> None:
     result = Quantizer(topology=topology("vm_no_numa")).calibrate("synthetic", batches=1).run(tiny_convnet())
     assert result.fast_int8_hardware is True

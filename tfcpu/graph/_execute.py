@@ -34,12 +34,33 @@ def run_graph(graph_def: Any, feeds: dict[str, Any], fetches: Sequence[str], *, 
             from tfcpu.errors import ModelError
 
             op = getattr(exc, "op", None)
+            _refuse_without_onednn(graph_def, op.name if op is not None else None, exc)
             raise ModelError(
                 "the graph fails when TensorFlow runs it",
                 where=op.name if op is not None else None,
                 why=f"{type(exc).__name__}: {_cause(str(getattr(exc, 'message', exc) or ''))}",
                 hint="check that the model runs in TensorFlow on its own",
             ) from exc
+
+
+def _refuse_without_onednn(graph_def: Any, where: str | None, exc: BaseException) -> None:
+    """A quantised graph that failed in a process with oneDNN off: say that, not TensorFlow's "Missing
+    0-th output" (its ``Quantized*`` ops have only placeholder kernels there, which produce nothing)."""
+    from tfcpu.errors import ModelError
+    from tfcpu.graph.model import is_quantized_op
+    from tfcpu.session.precision import ONEDNN
+    from tfcpu.session.runtime import runtime_info
+
+    if not any(is_quantized_op(node.op) for node in graph_def.node) or runtime_info().onednn_enabled:
+        return
+    raise ModelError(
+        "this graph needs oneDNN, which is off in this process",
+        where=where,
+        why="its quantised (INT8) ops exist only as oneDNN kernels; TensorFlow was imported with oneDNN off "
+        "(its default on CPUs without VNNI, BF16 or AMX) and reads the setting only once, at import",
+        hint=f"set {ONEDNN}=1 before anything imports TensorFlow, or run it in a fresh process "
+        "(Runner(model).multi_instance(plan), `tfcpu bench`), which turns oneDNN on itself",
+    ) from exc
 
 
 _NOISE = ("Graph execution error", "Detected at node", "Node: ", "[[", "Stack trace", "File ")

@@ -168,7 +168,7 @@ def run_int8(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
                 hint="turn oneDNN on before importing TensorFlow (tfcpu.SessionConfig...with_onednn(True).apply()), "
                 "or use `tfcpu quantize`",
             )
-        prepared = prepared.warn(_ONEDNN_OFF + "; the agreement check is skipped")
+        prepared = prepared.warn(_ONEDNN_OFF + "; the agreement check runs the INT8 graph in a child process")
     prepared = optimise(prepared)
     outcome, prepared = _trials(prepared)
     return build_result(prepared, outcome)
@@ -274,14 +274,14 @@ def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, 
     proves nothing (constant outputs, NaN, all-equal logits) is said in the warnings."""
     from tfcpu.quantize.quantizer import _agreement
 
-    if not prepared.onednn:
-        return {}, prepared
     batches = list(prepared.batches)
     if not batches:
         from tfcpu.graph.compare import random_inputs
 
         batches = [random_inputs(prepared.fp32, 4, seed=0, unknown_dims=1)]
-    comparison = _agreement(prepared.fp32, candidate, batches, label)
+    # oneDNN off here (TensorFlow was imported before tfcpu could turn it on): the candidate runs in a
+    # child process with oneDNN on, so the agreement is measured on every CPU (issue 27).
+    comparison = _agreement(prepared.fp32, candidate, batches, label, in_child=not prepared.onednn)
     for reason in comparison.degenerate:
         prepared = prepared.warn(f"the {label.upper()} agreement check: {reason}")
     fields = {"top1_agreement": comparison.top1, "max_abs_diff": comparison.max_abs, "cosine": comparison.cosine}

@@ -31,8 +31,9 @@ What ``run`` does, in order:
 only on CPUs with VNNI/BF16/AMX; elsewhere (e.g. AVX2-only CPUs) it must be started with
 ``TF_ENABLE_ONEDNN_OPTS=1``. ``run`` asks the precision policy (`tfcpu.session.precision`):
 if TensorFlow has not started yet, the policy sets that variable (logged); if it already started
-without oneDNN, the graph is still quantised but cannot be executed in this process, so the
-evaluation and the agreement check are refused/skipped.
+without oneDNN, the graph is still quantised but cannot be executed in this process: an evaluation
+is refused, and the agreement check runs the quantised graph in one fresh child process with oneDNN on
+(so ``cosine``/``top1_agreement`` are measured on every CPU).
 
 Builders store settings and do no I/O: ``.bf16()`` refuses a CPU without BF16 at once only when a
 topology was given (``Quantizer(topology=...)``); otherwise the machine is read by ``run``.
@@ -385,12 +386,73 @@ def _fallback_order(model: Model) -> list[str]:
 _int8_ops = int8_ops  # the name earlier callers import
 
 
-def _agreement(fp32: Model, candidate: Model, batches: list[dict[str, Any]], label: str) -> Comparison:
-    """FP32 against the quantised/BF16 model on the same batches, through the one comparator."""
+def _agreement(
+    fp32: Model, candidate: Model, batches: list[dict[str, Any]], label: str, *, in_child: bool = False
+) -> Comparison:
+    """FP32 against the quantised/BF16 model on the same batches, through the one comparator.
+
+    ``in_child``: this process runs TensorFlow with oneDNN off, where the candidate's oneDNN-only
+    kernels cannot run (TensorFlow's placeholder kernels would fail with "Missing 0-th output"); the
+    candidate then runs in one fresh child process with oneDNN on (`_outputs_in_child`), the FP32
+    reference here.
+    """
     from tfcpu.graph.compare import compare_outputs, concat_outputs
     from tfcpu.runtime.runner import Runner
 
-    with Runner(fp32, name="fp32") as ref, Runner(candidate, name=label) as new:
+    if in_child:
+        batches = _same_shapes(batches)
+    with Runner(fp32, name="fp32") as ref:
         want = concat_outputs(ref.run(batch) for batch in batches)
-        got = concat_outputs(new.run(batch) for batch in batches)
+    if in_child:
+        got = _outputs_in_child(candidate, batches)
+    else:
+        with Runner(candidate, name=label) as new:
+            got = concat_outputs(new.run(batch) for batch in batches)
     return compare_outputs(want, got, label=f"fp32 vs {label}")
+
+
+def _same_shapes(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batches that can be stacked with the first one (same input names and per-item shapes)."""
+
+    def key(batch: dict[str, Any]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return tuple(sorted((name, tuple(value.shape[1:])) for name, value in batch.items()))
+
+    first = key(batches[0])
+    return [b for b in batches if key(b) == first]
+
+
+def _outputs_in_child(model: Model, batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """``model``'s outputs on ``batches`` (in order), computed in one fresh child process with oneDNN on.
+
+    The child is tfcpu's multi-instance worker (`tfcpu.runtime.multi.run_instances`, one instance
+    on this machine's usable CPUs, the batches as one dataset shard), so it runs exactly what
+    ``Runner(model).multi_instance(...)`` runs. oneDNN is forced on there: the graph cannot run
+    without it, whatever this process was started with.
+
+    Raises:
+        InstanceError: the child failed (its cause first).
+    """
+    import numpy as np
+
+    from tfcpu.plan import InstancePlan
+    from tfcpu.runtime.backends import BenchmarkOptions
+    from tfcpu.runtime.multi import InstanceSettings, run_instances
+
+    data = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    size = int(next(iter(batches[0].values())).shape[0])
+    result = run_instances(
+        model,
+        InstancePlan.for_topology(instances=1),
+        BenchmarkOptions(batch_size=size, warmup=0),
+        data=data,
+        settings=InstanceSettings(onednn=True, collect_outputs=True, strict=True),
+    )
+    outputs = result.outputs or {}
+    missing = [name for name in model.output_names if outputs.get(name) is None]
+    if missing:
+        raise QuantizationError(
+            "the agreement check's child process returned no outputs",
+            where=model.source,
+            why=f"no values for {', '.join(missing)}",
+        )
+    return {name: outputs[name] for name in model.output_names}
