@@ -113,7 +113,21 @@ def test_bad_options_are_config_errors(net: Model) -> None:
         OpenVinoBackend(net, None, {"precision": "int8"})
 
 
+def _bf16_accelerated() -> bool:
+    """Whether this CPU runs BF16 natively (AVX512_BF16/AMX_BF16): the BF16 tests assert the run where it
+    is, and tfcpu's refusal (before OpenVINO compiles anything) where it is not -- never a skip."""
+    from tfcpu.topology import Topology
+
+    return bool(Topology.detect().precisions["bf16"].accelerated)
+
+
 def test_bf16_runs_bf16_layers_and_reports_agreement(net: Model, batch: np.ndarray) -> None:
+    if not _bf16_accelerated():  # OpenVINO would emulate BF16, slower than f32: refused with the reason
+        with pytest.raises(ConfigError, match=r"BF16 is not accelerated on this CPU.*AVX512_BF16"):
+            backend(net, precision="bf16")
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            backend(net, precision="bfloat16")
+        return
     b = backend(net, precision="bf16")
     info = b.describe()
     assert info["precision"] == "bf16" and info["inference_precision_hint"] == "bfloat16"
@@ -126,6 +140,10 @@ def test_check_refuses_disagreement_with_the_numbers(net: Model) -> None:
     # real numbers, tightened bounds: FP32 differs from TF by float rounding, BF16 by more
     with pytest.raises(RunnerError, match=r"FP32 conversion does not agree.*max rel err"):
         backend(net, rtol=1e-12)
+    if not _bf16_accelerated():  # refused before any check could run
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            backend(net, precision="bf16", min_cosine=1.0)
+        return
     with pytest.raises(RunnerError, match=r"BF16 model disagrees grossly.*cosine"):
         backend(net, precision="bf16", min_cosine=1.0)
 
@@ -246,6 +264,11 @@ def test_bf16_ir_remembers_its_precision(net: Model, tmp_path: Path) -> None:
     import tfcpu
     from tfcpu.quantize import Quantizer
 
+    if not _bf16_accelerated():  # no BF16 IR is made on this CPU
+        with pytest.raises(ConfigError, match="AVX512_BF16"):
+            Quantizer().bf16().backend("openvino").run(net)
+        assert not list(tmp_path.iterdir())
+        return
     r = Quantizer().bf16().backend("openvino").run(net)
     assert r.precision == "bf16" and any(k.endswith(":bf16") for k in r.quantized_ops)
     r.model.save(tmp_path / "b.xml")

@@ -70,6 +70,14 @@ def test_bf16_is_refused_without_bf16_instructions(topology: TopologyFactory) ->
         Quantizer(topology=this).bf16()
 
 
+def test_bf16_for_openvino_is_refused_by_run_without_bf16_instructions(topology: TopologyFactory) -> None:
+    """``.bf16().backend("openvino")`` made a BF16 IR on an AVX2 server (issue 27): refused by run() now,
+    before OpenVINO converts anything, like the TensorFlow target."""
+    plan = Quantizer().bf16().backend("openvino")
+    with pytest.raises(ConfigError, match="BF16 is not accelerated"):
+        replace(plan, topology=topology("this_machine")).run(dense_softmax())
+
+
 def test_a_bf16_remainder_is_refused_without_bf16_and_outside_int8(topology: TopologyFactory) -> None:
     with pytest.raises(ConfigError, match="BF16 is not accelerated"):
         Quantizer(topology=topology("this_machine")).int8().remainder("bf16")

@@ -290,7 +290,7 @@ class Quantizer:
                 why=f"the plan's precision is {self.precision}: there is no INT8 part to leave a remainder",
                 hint="drop .remainder(...) or use .int8()",
             )
-        if self.rest == "bf16":  # refused before INC or NNCF run, on both targets
+        if "bf16" in (self.rest, self.precision):  # refused before INC, NNCF or OpenVINO run, on both targets
             from tfcpu.session.precision import check_precision
             from tfcpu.topology import Topology
 
