@@ -37,8 +37,27 @@ def run(args: argparse.Namespace) -> int:
         raise
     summary = model.summary()
     report = safety.scan(model.graph_def, allowed=safety.allowing_names(args.allow_unsafe_ops))
+    export = model.metadata.get("exported_by_tfcpu")
+    runtime = _runtime_line(model)
     if args.json:
-        print(json.dumps({**summary.to_dict(), "safety": report.to_dict()}, indent=2))
+        extra = {"export": export.to_dict() if export is not None else None, "runtime": runtime}
+        print(json.dumps({**summary.to_dict(), "safety": report.to_dict(), **extra}, indent=2))
     else:
         print_rich(summary, report)
+        if export is not None:
+            passes = export.get("optimized_with") or ()
+            print(
+                f"exported by tfcpu {export.get('tfcpu', '?')}: precision {export.get('precision', 'fp32')}, "
+                f"{len(passes)} optimisation passes, signature {export.get('signature', {}).get('name', '?')!r}"
+            )
+        print(f"runtime: {runtime}")
     return 0
+
+
+def _runtime_line(model: object) -> str:
+    """What the model needs from the process that runs it (oneDNN for INT8/BF16 graphs)."""
+    from tfcpu.formats.savedmodel import ONEDNN_NOTE
+
+    if getattr(model, "needs_onednn", False):
+        return "needs oneDNN: " + ONEDNN_NOTE
+    return "runs on stock TensorFlow as it is (no oneDNN-only kernels)"

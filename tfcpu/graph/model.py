@@ -26,6 +26,7 @@ __all__ = [
     "NEEDS_ONEDNN",
     "OPTIMIZED",
     "PRECISION",
+    "SIGNATURE_KEYS",
     "Metadata",
     "Model",
     "ModelRecord",
@@ -45,6 +46,11 @@ NEEDS_ONEDNN = "needs_onednn"
 FP32_NODES = "fp32_nodes"
 #: ``"bf16"`` when the compute an INT8 graph left in float runs in BF16 (``Quantizer.remainder``).
 REMAINDER = "remainder"
+#: The keys of the SavedModel signature a Model was loaded from: ``{"inputs": {tensor: key},
+#: "outputs": {tensor: key}}``; a SavedModel export (`tfcpu.formats.savedmodel`) keeps them.
+SIGNATURE_KEYS = "signature_keys"
+#: The artefact format of a Model that does not hold a GraphDef (`tfcpu.formats`).
+FORMAT = "format"
 
 
 def copy_graph_def(graph_def: Any) -> Any:
@@ -184,9 +190,21 @@ class Model:
         return tuple(t.name for t in self.outputs)
 
     @property
+    def runnable(self) -> bool:
+        """Whether this Model holds an artefact a backend can run (a `ModelRecord` does not)."""
+        return True
+
+    @property
+    def format(self) -> str:
+        """The artefact format this Model holds, a key of `tfcpu.formats.FORMATS` (``"graphdef"``)."""
+        return str(self.metadata.get(FORMAT) or "graphdef")
+
+    @property
     def preferred_backend(self) -> str:
-        """The runner backend this model is for: ``"tensorflow"``; an OpenVINO IR says ``"openvino"``."""
-        return "tensorflow"
+        """The runner backend this model's format runs on unless told otherwise (`tfcpu.formats`)."""
+        from tfcpu import formats
+
+        return formats.for_model(self).backend
 
     @property
     def node_count(self) -> int:
@@ -218,40 +236,38 @@ class Model:
 
         return summarize(self)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the GraphDef atomically: binary for ``.pb``, text for ``.pbtxt``.
+    def save(self, path: str | os.PathLike[str], *, format: str | None = None, serving: bool = False) -> Path:
+        """Write the model atomically in the format ``path`` names (or ``format``), through `tfcpu.formats`.
 
-        The signature is not stored in a GraphDef; `tfcpu.load()` infers it again
-        (Placeholders and sinks), or pass ``inputs=``/``outputs=`` when loading.
+        ``model.pb``/``model.pbtxt`` write the frozen GraphDef (its signature is inferred again when
+        loaded); a directory writes a SavedModel with the Model's signature, which
+        ``tf.saved_model.load``, ``keras.layers.TFSMLayer`` and TF Serving read.
 
         Args:
-            path: where to write (``.pb`` or ``.pbtxt``).
+            path: the file or directory to write.
+            format: a key of `tfcpu.formats.FORMATS` (``"graphdef"``, ``"savedmodel"``, ...), when the
+                path does not say it.
+            serving: SavedModel only: write TF Serving's layout, ``path/<version>/``.
+
+        Returns:
+            What was written (for ``serving``, the version directory).
 
         Raises:
-            ModelError: an unknown suffix, or the file cannot be written (permissions, space).
+            ModelError: the format cannot hold this model, or the output cannot be written.
         """
-        from tfcpu._io import atomic_write_bytes, atomic_write_text
-        from tfcpu.errors import ModelError
+        from tfcpu import formats
+        from tfcpu.errors import ConfigError, ModelError
 
         target = Path(path)
-        suffix = target.suffix.lower()
-        if suffix not in (".pb", ".pbtxt"):
-            raise ModelError(
-                "cannot tell the format from the file name", where=str(target), hint="use a .pb or .pbtxt suffix"
-            )
         try:
-            if suffix == ".pb":
-                return atomic_write_bytes(target, self.to_bytes())
-            from google.protobuf import text_format
-
-            return atomic_write_text(target, text_format.MessageToString(self.graph_def))
-        except OSError as exc:  # permission, missing directory, disk full: the user's to fix
-            raise ModelError(
-                "cannot write the model",
-                where=str(target),
-                why=f"{type(exc).__name__}: {exc.strerror or exc}",
-                hint="write to a directory you can write to, with free space (check -o / the path)",
-            ) from exc
+            fmt = formats.for_output(self, target, format)
+        except ConfigError as exc:
+            raise ModelError(exc.what, where=exc.where, why=exc.why, hint=exc.hint) from None
+        options = {"serving": True} if serving else {}
+        if serving and not fmt.directory:
+            raise ModelError("TF Serving's layout is a SavedModel directory", where=str(target),
+                             hint="give a directory (or format='savedmodel') with serving=True")  # fmt: skip
+        return fmt.save(self, target, **options)
 
     def to_dict(self) -> dict[str, Any]:
         """The signature and op histogram (not the weights) as JSON-ready data."""
@@ -309,6 +325,10 @@ class ModelRecord(Model):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "counts", Metadata(self.counts))
+
+    @property
+    def runnable(self) -> bool:
+        return False
 
     @property
     def node_count(self) -> int:

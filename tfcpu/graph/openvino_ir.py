@@ -45,10 +45,6 @@ class OpenVinoModel(Model):
     ov_model: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @property
-    def preferred_backend(self) -> str:
-        return "openvino"
-
-    @property
     def node_count(self) -> int:
         return len(self.ov_model.get_ops()) if hasattr(self.ov_model, "get_ops") else 0
 
@@ -69,15 +65,6 @@ class OpenVinoModel(Model):
         import dataclasses
 
         return dataclasses.replace(super().summary(), nodes=self.node_count)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the IR atomically as ``path`` (``.xml``) and the ``.bin`` beside it."""
-        target = Path(path)
-        if target.suffix.lower() != ".xml":
-            raise ModelError(
-                "an OpenVINO model saves as OpenVINO IR", where=str(target), hint="use a .xml suffix (the .bin follows)"
-            )
-        return save_ir(self, target)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "format": IR_FORMAT}

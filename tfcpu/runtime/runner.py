@@ -153,6 +153,13 @@ class Runner:
             )
         if not model.inputs or not model.outputs:
             raise ConfigError("the model has no inputs or no outputs", where=model.source)
+        if not model.runnable:
+            raise ConfigError(
+                f"a {type(model).__name__} cannot run: it is a record of a model, without its graph",
+                where=model.source,
+                why="results read back from JSON keep the signature and op histogram, not the weights",
+                hint="load the saved model file itself: tfcpu.load(path)",
+            )
         self.model = model
         self._config = config
         self.name = name
