@@ -106,6 +106,14 @@ def options_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def check_model_options(model: Any, options: Any, batch_sizes: list[int] | None = None) -> None:
+    """Before any child starts: every ``--shape`` names an input (did you mean), and each batch fits in memory."""
+    from tfcpu.graph._inputs import check_inputs
+
+    for size in batch_sizes or [options.batch_size]:
+        check_inputs(model, size, options.shape_map())
+
+
 def backend_options(values: list[str] | None) -> dict[str, Any]:
     """``["hint=throughput", "streams=2"]`` -> ``{"hint": "throughput", "streams": 2}`` (JSON values, else text)."""
     out: dict[str, Any] = {}
@@ -152,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     plan = None if single or args.auto else cli_plan(args)  # a layout that cannot fit is refused now
     config = _prepare_single(args, itex) if single else None
     model = load_model(args)
+    check_model_options(model, options)
     args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on "openvino"
     settings = _settings(args, itex, backend_opts)
     result: Any

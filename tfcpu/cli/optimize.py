@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written
+from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written, save_output
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,10 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print(json.dumps(optimizer.to_dict(), indent=2) if args.json else optimizer.explain())
         return 0
+    from tfcpu._numbers import check_number
+
+    for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):  # before the model loads
+        check_number(value, flag, where="tfcpu optimize", minimum=0, hint="tolerances must be finite and non-negative")
     out = check_output(args, (".pb", ".pbtxt"))
     model = load_model(args)
     result = optimizer.run(model, check=not args.no_check, rtol=args.rtol, atol=args.atol)
-    result.model.save(out)
+    out = save_output(result.model, out, args)
     print_written(result, out, as_json=args.json)
     if not args.json:
         print(f"wrote {out} ({result.nodes_before} -> {result.nodes_after} nodes)")

@@ -7,7 +7,7 @@ import json
 
 from tfcpu._render import print_rich
 from tfcpu.cli._common import add_allow_unsafe_arg, load_model, progress_bar
-from tfcpu.cli.bench import add_timing_args, options_from_args
+from tfcpu.cli.bench import add_timing_args, check_model_options, options_from_args
 from tfcpu.errors import ConfigError
 
 
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep:
         return _run_sweep(args, options)
     model = load_model(args)
+    check_model_options(model, options, args.batch_size)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = tune(
             model,
@@ -121,6 +122,7 @@ def _run_sweep(args: argparse.Namespace, options: object) -> int:
         raise ConfigError("--plot is not supported with --sweep", hint="drop --plot, or sweep without --sweep")
     variants = parse_sweep(args.sweep)  # refused before the model loads
     model = load_model(args)
+    check_model_options(model, options, args.batch_size)
     with progress_bar("sweep", enabled=not args.json) as update:
         result = sweep_runtime(
             model,

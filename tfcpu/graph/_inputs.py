@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from tfcpu.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.graph.model import Model, TensorSpec
 
-__all__ = ["INTEGER_HIGH", "random_inputs", "shape_for"]
+__all__ = ["INTEGER_HIGH", "check_inputs", "random_inputs", "shape_for"]
 
 #: Random integer inputs are drawn from ``[0, INTEGER_HIGH)``: small enough to index any
 #: embedding, Gather or one-hot of at least that many rows.
@@ -49,6 +50,69 @@ def shape_for(
     return tuple(dims)
 
 
+def _dtype(spec: TensorSpec) -> np.dtype | None:
+    try:
+        return np.dtype(spec.dtype)
+    except TypeError:
+        return None
+
+
+def check_inputs(
+    model: Model,
+    batch_size: int,
+    shapes: Mapping[str, Sequence[int]] | None,
+    *,
+    unknown_dims: int | None = 1,
+) -> list[tuple[tuple[int, ...], np.dtype | None]]:
+    """The shape and dtype of every input at ``batch_size``, refused before anything is allocated.
+
+    Refuses a ``shapes`` key that names no input (with "did you mean"), and a batch whose inputs
+    need more memory than the machine has (`psutil.virtual_memory().total`), with the estimate.
+
+    Args:
+        model: the Model whose input signature is followed.
+        batch_size: the size of an unknown dimension 0.
+        shapes: explicit shapes by input name (``"x"`` or ``"x:0"``).
+        unknown_dims: the size of other unknown dimensions (None: refused, see `random_inputs`).
+    """
+    from tfcpu.errors import did_you_mean
+    from tfcpu.graph.model import tensor_name
+
+    known = [s.name for s in model.inputs]
+    for key in shapes or {}:
+        if tensor_name(key) not in known:
+            names = known + [s.node for s in model.inputs]
+            raise ConfigError(
+                f"--shape / shapes= names no input: {key!r}",
+                where=model.source,
+                why=f"the model's inputs are {[s.node for s in model.inputs]}",
+                hint=did_you_mean(key.partition(":")[0], names) or "name one of the model's inputs",
+            )
+    planned = [(shape_for(spec, batch_size, shapes, unknown_dims), _dtype(spec)) for spec in model.inputs]
+    # the generator draws float64/int64 and then casts: both copies live at once while an input is made
+    need = sum(math.prod(shape) * (8 + (dtype.itemsize if dtype is not None else 8)) for shape, dtype in planned)
+    import psutil
+
+    total = psutil.virtual_memory().total
+    if need > total:
+        raise ConfigError(
+            f"a batch of {batch_size} needs about {_bytes(need)} to make its inputs alone, more than this "
+            f"machine's {_bytes(total)} of memory",
+            where=model.source,
+            why=", ".join(f"{s.node}{list(shape)}" for s, (shape, _) in zip(model.inputs, planned, strict=True)),
+            hint="use a smaller --batch-size / batch_size",
+        )
+    return planned
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
 def random_inputs(
     model: Model,
     batch_size: int,
@@ -73,14 +137,10 @@ def random_inputs(
     """
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1", where=repr(batch_size))
+    planned = check_inputs(model, batch_size, shapes, unknown_dims=unknown_dims)
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
-    for spec in model.inputs:
-        shape = shape_for(spec, batch_size, shapes, unknown_dims)
-        try:
-            dtype = np.dtype(spec.dtype)
-        except TypeError:
-            dtype = None
+    for spec, (shape, dtype) in zip(model.inputs, planned, strict=True):
         if dtype is None or dtype.kind not in "fiub":
             raise ConfigError(
                 f"cannot make random data for input {spec.name!r} of dtype {spec.dtype}",

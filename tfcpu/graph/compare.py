@@ -261,8 +261,10 @@ def compare_outputs(
     Raises:
         ConfigError: an output of ``reference`` is missing from ``candidate``, or a tolerance is negative.
     """
-    if atol < 0 or rtol < 0 or math.isnan(atol) or math.isnan(rtol):
-        raise ConfigError("tolerances must be non-negative", where=f"atol={atol}, rtol={rtol}")
+    from tfcpu._numbers import check_number
+
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        check_number(value, name, where="compare_outputs", minimum=0, hint="tolerances must be finite and non-negative")
     missing = [k for k in reference if k not in candidate]
     if missing:
         raise ConfigError(

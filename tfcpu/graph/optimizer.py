@@ -336,6 +336,12 @@ class GraphOptimizer:
                 where=type(model).__name__,
                 hint="load one with tfcpu.load(...)",
             )
+        from tfcpu._numbers import check_number
+
+        for name, value in (("rtol", rtol), ("atol", atol)):  # before any pass runs
+            check_number(
+                value, name, where="GraphOptimizer.run", minimum=0, hint="tolerances must be finite and non-negative"
+            )
         numerical = NumericalCheck(model, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes) if (
             check or check_each_pass
         ) else None  # fmt: skip

@@ -15,7 +15,7 @@ import numpy as np
 from tfcpu.errors import ConfigError, did_you_mean
 from tfcpu.graph.model import Model, TensorSpec, tensor_name
 
-__all__ = ["normalise_feed", "resolve_shape", "synthetic_batch"]
+__all__ = ["check_array", "check_batch", "normalise_feed", "resolve_shape", "synthetic_batch"]
 
 
 def _spec_for(model: Model, key: str) -> TensorSpec:
@@ -43,6 +43,7 @@ def check_array(spec: TensorSpec, value: Any, *, where: str) -> np.ndarray:
                 where=where,
                 hint=f"convert it first, e.g. array.astype(np.{want.name})",
             )
+        _check_integer_cast(spec, arr, want, where=where)
         arr = arr.astype(want)
     if spec.shape is not None:
         if arr.ndim != len(spec.shape):
@@ -61,8 +62,59 @@ def check_array(spec: TensorSpec, value: Any, *, where: str) -> np.ndarray:
     return arr
 
 
+def _check_integer_cast(spec: TensorSpec, arr: np.ndarray, want: np.dtype, *, where: str) -> None:
+    """Refuse an integer cast that would change a value (int64 token ids >= 2**31 wrap in int32)."""
+    if arr.dtype.kind not in "iu" or want.kind not in "iu" or np.can_cast(arr.dtype, want, casting="safe"):
+        return
+    if arr.size == 0:
+        return
+    info = np.iinfo(want)
+    low, high = int(arr.min()), int(arr.max())
+    if low < info.min or high > info.max:
+        bad = high if high > info.max else low
+        raise ConfigError(
+            f"input {spec.name!r} expects {want.name}, and {arr.dtype.name} value {bad} does not fit",
+            where=where,
+            why=f"{want.name} holds [{info.min}, {info.max}]; the cast would change the value",
+            hint="check the data (ids larger than the model's vocabulary?) or feed values in range",
+        )
+
+
+def check_batch(model: Model, feed: Mapping[str, np.ndarray], *, where: str) -> None:
+    """Refuse feeds whose batch dimensions differ: inputs with a dynamic dimension 0 must agree.
+
+    TensorFlow would broadcast a batch of 1 against a batch of 8, or fail deep inside a kernel.
+    """
+    sizes = {
+        spec.name: int(feed[spec.name].shape[0])
+        for spec in model.inputs
+        if spec.name in feed
+        and spec.shape is not None
+        and len(spec.shape) > 0
+        and spec.shape[0] is None
+        and feed[spec.name].ndim > 0
+    }
+    if len(set(sizes.values())) > 1:
+        raise ConfigError(
+            "the inputs have different batch sizes",
+            where=where,
+            why=", ".join(f"{name}: {size}" for name, size in sizes.items()),
+            hint="give every input the same dimension 0 (one row per item)",
+        )
+
+
 def normalise_feed(model: Model, feed: Any) -> dict[str, np.ndarray]:
-    """Accept a dict by name, a sequence by position, or one array for one input."""
+    """Accept a dict by name, a sequence by position, or one array for one input.
+
+    Each value is checked against its input (`check_array`), and inputs with a dynamic batch
+    dimension must have the same batch size (`check_batch`).
+    """
+    out = _normalise(model, feed)
+    check_batch(model, out, where=model.source)
+    return out
+
+
+def _normalise(model: Model, feed: Any) -> dict[str, np.ndarray]:
     if isinstance(feed, Mapping):
         out = {}
         for key, value in feed.items():

@@ -252,8 +252,11 @@ def tune(
         accuracy: the rule a quantised row must pass to be named best (default ``AccuracyRule()``:
             top-1 >= 0.99 on real data, cosine >= 0.99 on synthetic data).
     """
+    from tfcpu._numbers import MAX_SECONDS, check_number
     from tfcpu.topology import Topology
 
+    if latency_budget_ms is not None:
+        check_number(latency_budget_ms, "latency_budget_ms", where="tune", above=0, maximum=MAX_SECONDS * 1000)
     base = settings or InstanceSettings()
     names = check_names(list(backends or (base.backend,)), _backend_names(), "backend")
     asked = check_names(list(precisions), PRECISIONS, "precision")

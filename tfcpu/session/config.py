@@ -328,10 +328,9 @@ class SessionConfig(XeonSettings):
     @property
     def onednn(self) -> bool | None:
         """Effective ``TF_ENABLE_ONEDNN_OPTS``: True/False, or None for TensorFlow's default."""
-        value = self._resolved()[ONEDNN][0]
-        if value is None:
-            return None
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        from tfcpu.session.precision import parse_onednn_env
+
+        return parse_onednn_env(self._resolved()[ONEDNN][0], where=f"SessionConfig {ONEDNN}")
 
     # -- terminal calls -----------------------------------------------------------------
     def _env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:

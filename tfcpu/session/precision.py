@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CHATTER",
     "ONEDNN",
+    "ONEDNN_VALUES",
     "OneDnnDecision",
     "check_precision",
     "child_env",
@@ -57,6 +58,7 @@ __all__ = [
     "filtered_stderr",
     "is_chatter",
     "library_log_default",
+    "parse_onednn_env",
     "prepare_process",
     "quiet_env",
     "quiet_tensorflow",
@@ -129,11 +131,35 @@ class OneDnnDecision:
         return {"required": self.required, "value": self.value, "reason": self.reason, "warning": self.warning}
 
 
+#: The values TensorFlow accepts for ``TF_ENABLE_ONEDNN_OPTS``, case-insensitively and without
+#: surrounding spaces (tsl's ``ReadBoolFromEnvVar``); anything else makes it warn and use its
+#: default for the CPU (off without VNNI/BF16/AMX), so ``yes``/``on``/``" 1"`` do NOT turn oneDNN on.
+ONEDNN_VALUES: dict[str, bool] = {"0": False, "false": False, "1": True, "true": True}
+
+
+def parse_onednn_env(raw: str | None, *, where: str = f"{ONEDNN} in the environment") -> bool | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` as TensorFlow reads it: True/False, None when unset or empty.
+
+    Raises:
+        ConfigError: a value TensorFlow does not accept (it would ignore it and use its default),
+            with the accepted values.
+    """
+    if raw is None or raw == "":
+        return None  # empty: TensorFlow uses its default, as when unset
+    choice = ONEDNN_VALUES.get(raw.lower())
+    if choice is None:
+        raise ConfigError(
+            f"{ONEDNN}={raw!r} is not a value TensorFlow accepts",
+            where=where,
+            why=f"TensorFlow reads only {', '.join(ONEDNN_VALUES)} (any case, no spaces) and ignores anything "
+            "else, using its default for this CPU",
+            hint=f"set {ONEDNN}=1 (on) or {ONEDNN}=0 (off), or unset it for TensorFlow's default",
+        )
+    return choice
+
+
 def _env_choice(environ: Mapping[str, str]) -> bool | None:
-    raw = environ.get(ONEDNN)
-    if raw is None or raw.strip() == "":
-        return None
-    return raw.strip().lower() not in ("0", "false", "no", "off")
+    return parse_onednn_env(environ.get(ONEDNN))
 
 
 def decide_onednn(

@@ -87,16 +87,21 @@ class BenchmarkOptions:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be >= 1", where="benchmark", hint="e.g. batch_size=32")
-        if self.warmup < 0:
-            raise ConfigError("warmup must be >= 0", where="benchmark")
+        from tfcpu._numbers import MAX_COUNT, MAX_SECONDS, check_number
+
+        where = "BenchmarkOptions"
+        check_number(self.batch_size, "batch_size", where=where, integer=True, minimum=1, maximum=MAX_COUNT)
+        check_number(self.warmup, "warmup", where=where, integer=True, minimum=0, maximum=MAX_COUNT)
+        check_number(self.seed, "seed", where=where, integer=True, minimum=0)
         if self.steps is not None and self.duration is not None:
             raise ConfigError("give steps or duration, not both", where="benchmark")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError("steps must be >= 1", where="benchmark")
-        if self.duration is not None and self.duration <= 0:
-            raise ConfigError("duration must be > 0 seconds", where="benchmark")
+        if self.steps is not None:
+            check_number(self.steps, "steps", where=where, integer=True, minimum=1, maximum=MAX_COUNT)
+        if self.duration is not None:
+            check_number(self.duration, "duration (seconds)", where=where, above=0, maximum=MAX_SECONDS)
+        for name, dims in self.shapes:
+            for dim in dims:
+                check_number(dim, f"dimension of shape {name!r}", where=where, integer=True, minimum=1)
 
     @property
     def timed_steps(self) -> int | None:
