@@ -41,6 +41,7 @@ __all__ = [
     "TopologyError",
     "UnsafeModelError",
     "did_you_mean",
+    "runtime_reason",
 ]
 
 
@@ -154,3 +155,40 @@ def did_you_mean(name: str, candidates: Iterable[str], *, limit: int = 3) -> str
     if not close:
         return None
     return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+#: Lines of a runtime's message that say where, not why: TensorFlow's graph-execution header and
+#: stack-trace frames ("Detected at node ... defined at (most recent call last):", "Node: 'x'",
+#: "Original stack trace for ...", ``[[{{node x}}]]``), OpenVINO's source locations
+#: ("Exception from src/...cpp:223:") and Python's traceback header. Indented lines are frames too.
+_NOISE = (
+    "graph execution error",
+    "detected at node",
+    "node: '",
+    "original stack trace for",
+    "traceback (most recent call last)",
+    "exception from src/",
+    "[[{{node",
+)
+
+
+def runtime_reason(exc: BaseException, *, limit: int = 600) -> str:
+    """The reason a runtime (TensorFlow, OpenVINO, INC) gave for ``exc``, for a tfcpu message's *why*.
+
+    Keeps every informative line (TensorFlow's first line is often only "Graph execution error:",
+    the cause comes later), drops stack frames and location noise, joins the rest with ``"; "`` and
+    trims it to ``limit`` characters. Falls back to the first line, then to the exception's type.
+    """
+    text = str(getattr(exc, "message", None) or exc).strip()
+    if not text:
+        return type(exc).__name__
+    kept: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or raw[:1].isspace() or line.lower().startswith(_NOISE) or line in kept:
+            continue
+        kept.append(line)
+    reason = "; ".join(kept) or text.splitlines()[0].strip()
+    if len(reason) > limit:
+        reason = reason[: limit - 1].rstrip() + "…"
+    return reason

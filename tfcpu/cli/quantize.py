@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--calibration",
         default="synthetic",
         metavar="SRC",
-        help="'synthetic' (default; speed tests only), FILE.npy (samples along axis 0) or a DIR of .npy batches",
+        help="'synthetic' (default; speed tests only), FILE.npy (samples along axis 0) or a DIR of .npy batches; "
+        "several inputs: FILE.npz keyed by input name (numpy.savez) or a DIR of .npz batches",
     )
     p.add_argument("--batches", type=int, default=10, metavar="N", help="calibration batches (default 10)")
     p.add_argument("--batch-size", type=int, metavar="B", help="how a .npy array is cut (default 32; synthetic 8)")
@@ -89,7 +90,17 @@ def _enable_onednn_if_needed() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    backend = args.backend or ("openvino" if Path(args.output).suffix.lower() == ".xml" else "tensorflow")
+    ir_input = Path(args.model).suffix.lower() == ".xml"  # an OpenVINO IR: only NNCF can quantise it
+    if ir_input and args.backend == "tensorflow":
+        raise ConfigError(
+            "an OpenVINO IR cannot be quantised with --backend tensorflow",
+            where=args.model,
+            why="Intel Neural Compressor works on a TensorFlow graph; an IR holds none",
+            hint="drop --backend tensorflow (an .xml input is quantised by NNCF) and write -o OUT.xml, "
+            "or quantise the TensorFlow model the IR was converted from",
+        )
+    xml_output = Path(args.output or "").suffix.lower() == ".xml"
+    backend = args.backend or ("openvino" if xml_output or ir_input else "tensorflow")
     allowed = (".xml",) if backend == "openvino" else (".pb", ".pbtxt")
     out = check_output(args, allowed, why=f"for --backend {backend}")
     from tfcpu.quantize import Quantizer

@@ -143,10 +143,64 @@ def _kahn(graph_def: Any, *, loop_edges: bool) -> list[str]:
     return order
 
 
+def const_bytes(node: Any) -> int:
+    """The bytes the value of a ``Const`` node takes once expanded (its declared shape x its dtype).
+
+    A Const may store one value for a whole shape (``float_val: 0.5`` for [10**6, 10**6]): a few
+    bytes in the file, terabytes once TensorFlow or numpy expands it.
+    """
+    import math
+
+    from tensorflow.python.framework import dtypes
+
+    tensor = node.attr["value"].tensor
+    dims = [max(int(d.size), 0) for d in tensor.tensor_shape.dim]
+    try:
+        size = dtypes.as_dtype(tensor.dtype).size
+    except (TypeError, ValueError):
+        size = 8
+    return math.prod(dims) * max(int(size), 1)
+
+
+def check_const_size(node: Any, where: str) -> None:
+    """Refuse a ``Const`` whose expanded value needs more memory than the machine has, naming the node.
+
+    Raises:
+        ModelError: before anything is allocated.
+    """
+    import psutil
+
+    from tfcpu.errors import ModelError
+
+    need, total = const_bytes(node), psutil.virtual_memory().total
+    if need > total:
+        shape = [int(d.size) for d in node.attr["value"].tensor.tensor_shape.dim]
+        raise ModelError(
+            f"the constant {node.name!r} of shape {shape} needs {need / 2**30:,.1f} GiB, more than this "
+            f"machine's {total / 2**30:,.1f} GiB of memory",
+            where=f"{where}: {node.name}",
+            why="its value is stored once and would be expanded to the whole shape",
+            hint="the model file is corrupt or hostile: re-export it, or run it on a machine with enough memory",
+        )
+
+
+def check_const_sizes(graph_def: Any, where: str) -> None:
+    """`check_const_size` for every Const of the graph and of its function library."""
+    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+    for node in nodes:
+        if node.op == "Const" and "value" in node.attr:
+            check_const_size(node, where)
+
+
 def const_array(node: Any) -> Any:
-    """The numpy value of a ``Const`` node (TensorFlow's tensor_util, imported lazily)."""
+    """The numpy value of a ``Const`` node (TensorFlow's tensor_util, imported lazily).
+
+    Raises:
+        ModelError: the value would need more memory than the machine has (`check_const_size`).
+    """
     from tensorflow.python.framework import tensor_util
 
+    check_const_size(node, "<graph>")
     return tensor_util.MakeNdarray(node.attr["value"].tensor)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tfcpu.errors import ModelError, did_you_mean
+from tfcpu.errors import ModelError, did_you_mean, runtime_reason
 
 __all__ = ["missing_node", "saved_model_failure"]
 
@@ -50,5 +50,4 @@ def saved_model_failure(path: Path, exc: BaseException) -> ModelError:
             hint="copy the whole SavedModel directory (saved_model.pb together with variables/variables.index "
             "and variables/variables.data-*), not saved_model.pb alone",
         )
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return ModelError("cannot load the SavedModel", where=str(path), why=f"{type(exc).__name__}: {first}")
+    return ModelError("cannot load the SavedModel", where=str(path), why=f"{type(exc).__name__}: {runtime_reason(exc)}")

@@ -24,6 +24,7 @@ only ever read.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -192,6 +193,16 @@ def resolve_application(name: str, *, weights: str | None = None, realistic_weig
 
 # -- files ------------------------------------------------------------------------------------
 def _check_path(path: Path) -> None:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelError(
+                "the model path is a symlink loop",
+                where=str(path),
+                why="following its symbolic links leads back to a link already followed",
+                hint="point the link at the model file or directory itself (ls -l shows where each link points)",
+            ) from None
     if not path.exists():
         near = did_you_mean(path.name, os.listdir(path.parent)) if path.parent.is_dir() else None
         if os.sep not in str(path) and "." not in path.name:
@@ -416,6 +427,9 @@ def validate_graph_def(graph_def: Any, where: str = "<graph>") -> None:
             why="nodes on or behind it: " + ", ".join(members[:5]),
             hint="an inference graph must be acyclic (TF1 while loops go through NextIteration)",
         )
+    from tfcpu.graph._graphdef import check_const_sizes
+
+    check_const_sizes(graph_def, where)  # a hostile Const expands to terabytes: name it, before allocation
     variables = [n.name for n in graph_def.node if n.op in _VARIABLE_OPS]
     if variables:
         raise ModelError(

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcpu.errors import QuantizationError
+from tfcpu.errors import QuantizationError, runtime_reason
 
 __all__ = ["agreement", "bf16_rewrite", "cast_report"]
 
@@ -141,7 +141,7 @@ def bf16_rewrite(graph_def: Any, output_names: Sequence[str], *, source: str) ->
         raise QuantizationError(
             "TensorFlow's oneDNN BF16 rewrite failed",
             where=source,
-            why=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            why=f"{type(exc).__name__}: {runtime_reason(exc)}",
             hint="keep the model in FP32 or use .int8()",
         ) from exc
     log.info("BF16 rewrite of %s: %d BF16 constants, %d output Softmax kept in FP32", source, folded, moved)

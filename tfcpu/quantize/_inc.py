@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcpu.errors import MissingDependencyError, QuantizationError
+from tfcpu.errors import MissingDependencyError, QuantizationError, runtime_reason
 
 __all__ = ["INC_INSTALL", "IncSettings", "inc_version", "quantize_graph"]
 
@@ -208,11 +208,10 @@ def quantize_graph(
     except MissingDependencyError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantizationError(
             "Intel Neural Compressor failed to quantise the graph",
             where=source,
-            why=f"{type(exc).__name__}: {first}",
+            why=f"{type(exc).__name__}: {runtime_reason(exc)}",
             hint="run with --debug / logging at DEBUG for INC's log; try .optimize(False) or fewer options",
         ) from exc
     if q_model is None or getattr(q_model, "graph_def", None) is None:

@@ -114,6 +114,9 @@ def optimise(prepared: Prepared) -> Prepared:
     model = prepared.source
     if not prepared.plan.optimize_first:
         return prepared
+    if model.format != "graphdef":  # an OpenVINO IR holds no GraphDef: the GraphDef passes have nothing to do
+        log.info("%s is a %s model: the GraphDef optimiser does not apply, not optimised", model.source, model.format)
+        return prepared
     if model.optimized_with is not None:
         log.info("%s is already optimised (%s): not optimised again", model.source, ", ".join(model.optimized_with))
         return prepared

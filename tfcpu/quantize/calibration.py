@@ -9,13 +9,17 @@ Accepted forms (see `tfcpu.Quantizer.calibrate()`):
 * a callable taking no argument and returning any of the forms above (e.g. a generator function);
 * ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy;
 * a path (``str`` or ``os.PathLike``) to a ``.npy`` file (samples along axis 0, cut into batches)
-  or to a directory of ``.npy`` files (one batch each, sorted by name) — read by
+  or to a directory of ``.npy`` files (one batch each, sorted by name); for a model with several
+  inputs, a ``.npz`` file keyed by input name (``numpy.savez(path, input_ids=..., attention_mask=...)``,
+  samples along axis 0) or a directory of ``.npz`` files (one batch each) — read by
   `load_files()`, the one loader ``Quantizer.calibrate`` and ``tfcpu quantize --calibration``
   share. The files are read when `tfcpu.Quantizer.run()` starts, not when the plan is built.
 
 Every batch is checked against the model's input signature (dtype, rank, fixed dimensions)
 with `tfcpu.runtime.feeds.check_array()` *before* Intel Neural Compressor starts, so a bad
-shape is a one-line `ConfigError` naming the batch, not an INC traceback.
+shape is a one-line `ConfigError` naming the batch, not an INC traceback. NaN or inf in a float
+input is refused the same way, naming the input: INC's min/max calibration would otherwise fail
+deep inside with an unrelated error. Inputs of one batch must have the same batch size.
 """
 
 from __future__ import annotations
@@ -45,7 +49,11 @@ __all__ = [
 ]
 
 SYNTHETIC = "synthetic"
-_FILE_HINT = "give 'synthetic', FILE.npy (samples along axis 0) or a directory of .npy files (one batch each)"
+_SUFFIXES = (".npy", ".npz")
+_FILE_HINT = (
+    "give 'synthetic', FILE.npy (samples along axis 0), FILE.npz keyed by input name (several inputs), "
+    "or a directory of .npy or .npz files (one batch each)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,52 +99,110 @@ def is_file_source(data: Any) -> bool:
 
 
 def check_source(data: str | os.PathLike[str], *, where: str) -> None:
-    """Refuse, without reading any file, a string that names neither a ``.npy`` file nor a directory.
+    """Refuse, without reading any file, a string that names neither a ``.npy``/``.npz`` file nor a directory.
 
-    Only ``os.path.isdir`` is asked (a directory has no suffix to tell it by); whether a ``.npy``
-    file exists and holds what the model takes is checked when the files are read.
+    Only ``os.path.isdir`` is asked (a directory has no suffix to tell it by); whether a file
+    exists and holds what the model takes is checked when the files are read.
     """
     text = os.fspath(data)
-    if isinstance(data, os.PathLike) or text.lower().endswith(".npy") or os.path.isdir(text):
+    if isinstance(data, os.PathLike) or text.lower().endswith(_SUFFIXES) or os.path.isdir(text):
         return
     raise ConfigError(f"unknown calibration source {text!r}", where=where, hint=_FILE_HINT + ", or pass the data")
 
 
 def resolve_path(spec: str | os.PathLike[str]) -> Path:
-    """The existing ``.npy`` file or directory ``spec`` names, or a ConfigError saying what is wrong."""
+    """The existing ``.npy``/``.npz`` file or directory ``spec`` names, or a ConfigError saying what is wrong."""
     path = Path(spec)
     if path.is_dir():
-        if not any(path.glob("*.npy")):
-            raise ConfigError("no .npy files in the calibration directory", where=str(path), hint=_FILE_HINT)
+        _files_in(path)
         return path
     if path.is_file():
-        if path.suffix.lower() != ".npy":
-            raise ConfigError("calibration files must be .npy files or a directory of them", where=str(path))
+        if path.suffix.lower() not in _SUFFIXES:
+            raise ConfigError(
+                "calibration files must be .npy or .npz files or a directory of them", where=str(path), hint=_FILE_HINT
+            )
         return path
     raise ConfigError("calibration data not found", where=str(path), hint=_FILE_HINT)
 
 
-def load_files(spec: str | os.PathLike[str]) -> np.ndarray | list[np.ndarray]:
-    """Read calibration data from ``spec``: one array from a ``.npy`` file, or a list (one batch per
-    file, sorted by name) from a directory. Pickled arrays are refused.
+def _files_in(path: Path) -> list[Path]:
+    """The ``.npy`` or the ``.npz`` files of a calibration directory, sorted by name (not both kinds)."""
+    npy, npz = sorted(path.glob("*.npy")), sorted(path.glob("*.npz"))
+    if npy and npz:
+        raise ConfigError(
+            "the calibration directory mixes .npy and .npz files",
+            where=str(path),
+            hint="use .npy files for a one-input model or .npz files keyed by input name, not both",
+        )
+    if not npy and not npz:
+        raise ConfigError("no .npy or .npz files in the calibration directory", where=str(path), hint=_FILE_HINT)
+    return npy or npz
+
+
+#: What `load_files` returns: an array or a dict by input name (one file), or a list of them (a directory).
+Loaded = np.ndarray | dict[str, np.ndarray] | list[np.ndarray] | list[dict[str, np.ndarray]]
+
+
+def load_files(spec: str | os.PathLike[str]) -> Loaded:
+    """Read calibration data from ``spec``: one array from a ``.npy`` file, a dict (input name ->
+    array, samples along axis 0) from a ``.npz`` file, or a list (one batch per file, sorted by
+    name) from a directory of either. Pickled arrays are refused.
 
     Raises:
-        ConfigError: the path does not exist, holds no ``.npy`` file, or a file is not a readable array.
+        ConfigError: the path does not exist, holds no ``.npy``/``.npz`` file, or a file is not readable.
     """
     path = resolve_path(spec)
-    files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
-    arrays = []
-    for file in files:
-        try:
-            arrays.append(np.load(file, allow_pickle=False))
-        except (OSError, ValueError, EOFError) as exc:
+    files = _files_in(path) if path.is_dir() else [path]
+    loaded: list[Any] = [_read(file) for file in files]
+    return loaded if path.is_dir() else loaded[0]
+
+
+def _read(file: Path) -> np.ndarray | dict[str, np.ndarray]:
+    try:
+        if file.suffix.lower() == ".npz":
+            with np.load(file, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
+        array: np.ndarray = np.load(file, allow_pickle=False)
+        return array
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(
+            "cannot read the calibration file",
+            where=str(file),
+            why=f"{type(exc).__name__}: {exc}",
+            hint="save it with numpy.save(path, array) or numpy.savez(path, name=array, ...) (no pickled objects)",
+        ) from exc
+
+
+def _check_keys(model: Model, data: Loaded, spec: str | os.PathLike[str]) -> None:
+    """``.npz`` keys must be the model's inputs, each once: refuse missing and unknown keys, naming the file."""
+    from tfcpu.errors import did_you_mean
+
+    path = Path(spec)
+    files = _files_in(path) if path.is_dir() else [path]
+    items = data if isinstance(data, list) else [data]
+    names = [s.name for s in model.inputs]
+    for file, item in zip(files, items, strict=True):
+        if not isinstance(item, Mapping):
+            continue
+        given = [tensor_name(k) for k in item]
+        unknown = [k for k, n in zip(item, given, strict=True) if n not in names]
+        if unknown:
             raise ConfigError(
-                "cannot read the calibration file",
+                f"the calibration file has a key that names no input: {unknown[0]!r}",
                 where=str(file),
-                why=f"{type(exc).__name__}: {exc}",
-                hint="save it with numpy.save(path, array) (no pickled objects)",
-            ) from exc
-    return arrays if path.is_dir() else arrays[0]
+                why=f"the model's inputs are {[s.node for s in model.inputs]}",
+                hint=did_you_mean(unknown[0], [s.node for s in model.inputs]) or "key each array by input name",
+            )
+        missing = [s.node for s in model.inputs if s.name not in given]
+        if missing:
+            raise ConfigError(
+                f"the calibration file has no array for input(s) {missing}",
+                where=str(file),
+                why=f"its keys are {list(item)}",
+                hint="save one array per model input: numpy.savez(path, "
+                + ", ".join(f"{m}=..." for m in missing)
+                + ")",
+            )
 
 
 def describe_source(data: Any) -> str:
@@ -162,7 +228,9 @@ def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None
         return [synthetic_batch(model, size, seed=seed + i) for i in range(batches)]
     source = describe_source(data)
     if is_file_source(data):
-        data = load_files(data)
+        spec = data
+        data = load_files(spec)
+        _check_keys(model, data, spec)
     out: list[Batch] = []
     for index, raw in enumerate(_iterate(model, data, batch_size or 32)):
         if index >= batches:
@@ -178,7 +246,7 @@ def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None
 
 
 def _iterate(model: Model, data: Any, batch_size: int) -> Iterator[Any]:
-    if isinstance(data, np.ndarray) or (isinstance(data, Mapping) and _all_arrays(data)):
+    if isinstance(data, np.ndarray) or (isinstance(data, Mapping) and _all_arrays(data) and data):
         yield from _chunks(data, batch_size)
         return
     module = type(data).__module__ or ""
@@ -228,6 +296,27 @@ def _chunks(data: np.ndarray | Mapping[str, np.ndarray], batch_size: int) -> Ite
 
 
 def _check_batch(model: Model, raw: Any, index: int) -> Batch:
+    """One batch, checked against the inputs (`check_array`), the same batch size everywhere, no NaN/inf."""
+    from tfcpu.runtime.feeds import check_batch
+
+    batch = _checked(model, raw, index)
+    where = f"calibration batch {index}"
+    check_batch(model, batch, where=where)
+    for spec in model.inputs:
+        value = batch[spec.name]
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            bad = np.count_nonzero(~np.isfinite(value))
+            kinds = sorted({"NaN" if np.isnan(v) else "inf" for v in value[~np.isfinite(value)].ravel()[:1000]})
+            raise ConfigError(
+                f"calibration input {spec.node!r} holds {' and '.join(kinds)}",
+                where=where,
+                why=f"{bad} of {value.size} values are not finite; quantisation ranges cannot be computed from them",
+                hint="clean the data first (e.g. numpy.nan_to_num) or drop those samples",
+            )
+    return batch
+
+
+def _checked(model: Model, raw: Any, index: int) -> Batch:
     where = f"calibration batch {index}"
     specs = model.inputs
     if isinstance(raw, Mapping):
@@ -248,9 +337,9 @@ def _check_batch(model: Model, raw: Any, index: int) -> Batch:
         if len(specs) == 1 and len(items) == 2 and not _same_shape(items):
             items = [items[0]]
         elif len(specs) > 1 and len(items) == 2 and isinstance(items[0], tuple | list | Mapping):
-            return _check_batch(model, items[0], index)
+            return _checked(model, items[0], index)
         if len(specs) == 1 and len(items) == 1 and isinstance(items[0], Mapping):
-            return _check_batch(model, items[0], index)
+            return _checked(model, items[0], index)
         values = items
     else:
         values = [raw]

@@ -269,6 +269,14 @@ class Quantizer:
             raise ConfigError(
                 f"Quantizer.run needs a tfcpu Model, got {type(model).__name__}", hint="load it with tfcpu.load(...)"
             )
+        if model.format != "graphdef" and self.target == "tensorflow":  # before any work (issue 23)
+            raise ConfigError(
+                f"a {model.format} model cannot be quantised for TensorFlow",
+                where=model.source,
+                why="Intel Neural Compressor and the BF16 rewrite work on a TensorFlow GraphDef; this model holds none",
+                hint='quantise it with .backend("openvino") / --backend openvino (written as .xml + .bin), or '
+                "quantise the TensorFlow model it was converted from",
+            )
         if self.calibration is None and self.precision == "int8":
             raise ConfigError(
                 "no calibration data",

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from tfcpu.errors import ConfigError, RunnerError, did_you_mean
+from tfcpu.errors import ConfigError, RunnerError, did_you_mean, runtime_reason
 from tfcpu.runtime.backends._base import Backend, Progress, Timing
 from tfcpu.runtime.backends._openvino_util import (
     Agreement,
@@ -221,7 +221,7 @@ class OpenVinoBackend(Backend):
             results = self._request.infer(self._inputs(ordered))
         except RuntimeError as exc:
             raise RunnerError(
-                "OpenVINO failed to run the model", where=self.model.source, why=str(exc).strip().splitlines()[-1]
+                "OpenVINO failed to run the model", where=self.model.source, why=runtime_reason(exc)
             ) from exc
         return [v.copy() for v in self._outputs(results, self._ports)]
 

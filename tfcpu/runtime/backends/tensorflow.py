@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcpu.errors import RunnerError
+from tfcpu.errors import RunnerError, runtime_reason
 from tfcpu.runtime.backends._base import Backend
 
 __all__ = ["TensorFlowBackend"]
@@ -76,7 +76,7 @@ class TensorFlowBackend(Backend):
             feeds = [graph.get_tensor_by_name(n) for n in self.model.input_names]
         except (ValueError, KeyError, TypeError) as exc:
             raise RunnerError(
-                "TensorFlow could not import the graph", where=self.model.source, why=str(exc).splitlines()[0]
+                "TensorFlow could not import the graph", where=self.model.source, why=runtime_reason(exc)
             ) from exc
         session = tf.compat.v1.Session(graph=graph, config=self._config_proto(tf))
         self._session = session
@@ -90,7 +90,7 @@ class TensorFlowBackend(Backend):
             return list(self._callable(*ordered))
         except Exception as exc:
             raise RunnerError(
-                "TensorFlow failed to run the graph", where=self.model.source, why=str(exc).splitlines()[0]
+                "TensorFlow failed to run the graph", where=self.model.source, why=runtime_reason(exc)
             ) from exc
 
     def deactivate(self) -> None:
