@@ -1,6 +1,7 @@
 """Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
-bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray, bench-transformer). Run ``nox -l`` to list them."""
+bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export).
+Run ``nox -l`` to list them."""
 
 from __future__ import annotations
 
@@ -116,6 +117,12 @@ def bench_openvino(session: nox.Session) -> None:
 def bench_ray(session: nox.Session) -> None:
     """tfcpu.ray.predict pinned vs unpinned Ray actors (benchmarks/bench_ray.py)."""
     _benchmark(session, "bench_ray.py", ".[ray]")
+
+
+@nox.session(name="bench-export", python=PYTHON)
+def bench_export(session: nox.Session) -> None:
+    """Issue 24: the exported SavedModel in plain TensorFlow vs tfcpu's Runner (benchmarks/bench_export.py)."""
+    _benchmark(session, "bench_export.py")
 
 
 @nox.session(name="bench-transformer", python=PYTHON)
