@@ -268,16 +268,15 @@ def _env(model: Model, inst: Instance, cfg: InstanceSettings) -> dict[str, str]:
 
 
 def _model_file(model: Model) -> str:
-    return "model.xml" if model.preferred_backend == "openvino" else "model.pb"
+    """The file the children load: ``model`` plus the first suffix of the model's format (`tfcpu.formats`)."""
+    from tfcpu import formats
+
+    return "model" + formats.for_model(model).suffixes[0]
 
 
 def _write_model(model: Model, work: Path) -> None:
-    """Write the model for the children: a frozen .pb, or OpenVINO IR for a model that has no TF graph."""
-    target = work / _model_file(model)
-    if model.preferred_backend == "openvino":
-        model.save(target)
-    else:
-        target.write_bytes(model.to_bytes())
+    """Write the model for the children in its own format (a frozen .pb, an OpenVINO IR, ...)."""
+    model.save(work / _model_file(model))
 
 
 def _start(
