@@ -1,4 +1,5 @@
-"""Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), lint
+"""Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), capped-isa
+(the precision-dependent tests as on an AVX2 server: ONEDNN_MAX_CPU_ISA=AVX2), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
 bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export).
 Run ``nox -l`` to list them."""
@@ -35,6 +36,23 @@ def onednn(session: nox.Session) -> None:
     rest = [a for a in session.posargs if a not in ("0", "1")]
     value = forced[0] if forced else str(session.run("python", "-m", "tests.onednn", silent=True)).strip()
     session.run("python", "-m", "pytest", "-m", "onednn", *rest, env={"TF_ENABLE_ONEDNN_OPTS": value})
+
+
+@nox.session(name="capped-isa", python=PYTHON)
+def capped_isa(session: nox.Session) -> None:
+    """The ``capped_isa``-marked tests (CAPPED in tests/onednn.py) as on an AVX2 server (issue 27).
+
+    oneDNN capped with ``ONEDNN_MAX_CPU_ISA=AVX2`` (TensorFlow's and OpenVINO's builds honour it, and
+    tfcpu's Topology hides the flags above it), TensorFlow's oneDNN off as its default there. Runs on
+    any CPU; on one with nothing above AVX2 it repeats what ``nox -s tests`` ran.
+    """
+    session.install("-e", ".[test]")
+    hidden = str(session.run("python", "-m", "tests.onednn", "capped", silent=True)).strip()
+    session.log(f"capped at AVX2: hides {hidden or 'nothing on this CPU'}")
+    session.run(
+        "python", "-m", "pytest", "-m", "capped_isa", *session.posargs,
+        env={"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"},
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)

@@ -28,6 +28,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.path)).resolve() in sensitive:
             item.add_marker(onednn.MARKER)
+        if item.nodeid.startswith(onednn.CAPPED):
+            item.add_marker(onednn.CAPPED_MARKER)
 
 
 @pytest.fixture(autouse=True)

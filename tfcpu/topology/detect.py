@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tfcpu.errors import TopologyError
 from tfcpu.topology.cpulist import parse_cpulist
-from tfcpu.topology.isa import normalise_flags
+from tfcpu.topology.isa import ONEDNN_ISA_CAP, cap_isa, normalise_flags
 from tfcpu.topology.model import Core, NumaNode, Topology
 
 __all__ = ["detect"]
@@ -260,6 +260,17 @@ def _allowed(tree: _Tree, real_root: bool, online: tuple[int, ...], notes: list[
     return online
 
 
+def _capped(isa: tuple[str, ...], cap: str | None, notes: list[str]) -> tuple[str, ...]:
+    kept, hidden = cap_isa(isa, cap)
+    if hidden:
+        notes.append(
+            f"{ONEDNN_ISA_CAP}={cap}: {', '.join(hidden)} hidden (oneDNN in TensorFlow and OpenVINO will not use "
+            "them, and tfcpu's precision policy reads the CPU without them; TensorFlow still turns oneDNN on by "
+            "default from the real CPU, so set TF_ENABLE_ONEDNN_OPTS to match)"
+        )
+    return kept
+
+
 def detect(root: str | os.PathLike[str] = "/") -> Topology:
     """Read the CPU topology below ``root`` (``"/"`` for this machine).
 
@@ -289,6 +300,8 @@ def detect(root: str | os.PathLike[str] = "/") -> Topology:
     flag_sets = [set(b.get("flags", "").split()) for b in cpuinfo if b.get("flags")]
     common = set.intersection(*flag_sets) if flag_sets else set()
     isa = normalise_flags(common)
+    if real_root:  # this machine as oneDNN sees it: ONEDNN_MAX_CPU_ISA hides the flags above its level
+        isa = _capped(isa, os.environ.get(ONEDNN_ISA_CAP), notes)
     is_vm = "hypervisor" in common or (tree.read("sys/hypervisor/type") or "") not in ("", "none")
 
     numa_nodes = _numa(tree, online, notes)

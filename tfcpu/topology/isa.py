@@ -12,7 +12,54 @@ from collections.abc import Iterable
 
 from tfcpu.topology.model import ISA_FLAGS, Precision
 
-__all__ = ["inference_flags", "normalise_flags", "precisions"]
+__all__ = ["ONEDNN_ISA_CAP", "cap_isa", "inference_flags", "normalise_flags", "precisions"]
+
+#: oneDNN's variable that caps the instruction set its kernels may use. TensorFlow's oneDNN and
+#: OpenVINO's CPU plug-in both honour it (checked on an AVX2 EPYC: ``SSE41`` turned TF's oneDNN to
+#: "isa:Intel SSE4.1" and OpenVINO's convolutions from ``brgconv_avx2`` to ``jit_sse42``).
+ONEDNN_ISA_CAP = "ONEDNN_MAX_CPU_ISA"
+
+_AVX2 = ("sse4_2", "avx", "f16c", "fma", "avx2")
+_AVX512 = (*_AVX2, "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+# The flags each ONEDNN_MAX_CPU_ISA value lets oneDNN use (its dnnl_cpu_isa_t levels; a level is a set,
+# so AVX512_CORE does not include AVX2_VNNI). ALL/DEFAULT: no cap.
+_ISA_CAPS: dict[str, tuple[str, ...]] = {
+    "SSE41": ("sse4_2",),
+    "AVX": ("sse4_2", "avx", "f16c"),
+    "AVX2": _AVX2,
+    "AVX2_VNNI": (*_AVX2, "avx_vnni"),
+    "AVX2_VNNI_2": (*_AVX2, "avx_vnni", "avx_vnni_int8"),
+    "AVX512_CORE": _AVX512,
+    "AVX512_CORE_VNNI": (*_AVX512, "avx512_vnni"),
+    "AVX512_CORE_BF16": (*_AVX512, "avx512_vnni", "avx512_bf16"),
+    "AVX512_CORE_FP16": (*_AVX512, "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni"),
+    "AVX512_CORE_AMX": (
+        *_AVX512,
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "avx_vnni",
+        "amx_tile",
+        "amx_int8",
+        "amx_bf16",
+    ),
+}
+_ISA_CAPS["AVX10_1_512"] = _ISA_CAPS["AVX512_CORE_FP16"]
+_ISA_CAPS["AVX10_1_512_AMX"] = _ISA_CAPS["AVX512_CORE_AMX"]
+
+
+def cap_isa(isa: tuple[str, ...], cap: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The flags oneDNN may use under ``ONEDNN_MAX_CPU_ISA=cap``, and the ones the cap hides.
+
+    ``cap`` is oneDNN's value (``AVX2``, ``AVX512_CORE_VNNI``, ...; any case). None, empty, ``ALL``,
+    ``DEFAULT`` or a level above every flag (``AVX512_CORE_AMX_FP16``, ...) hide nothing; so does a
+    value oneDNN does not know (it ignores those too).
+    """
+    allowed = _ISA_CAPS.get((cap or "").strip().upper())
+    if allowed is None:
+        return isa, ()
+    return tuple(f for f in isa if f in allowed), tuple(f for f in isa if f not in allowed)
+
 
 # Some kernels spell a few flags differently; map them to the names in ISA_FLAGS.
 _ALIASES = {
