@@ -57,6 +57,8 @@ _LAZY: dict[str, str] = {
     "BenchmarkResult": "tfcpu.runtime.results",
     "MultiInstanceResult": "tfcpu.runtime.results",
     "InstanceSettings": "tfcpu.runtime.multi",
+    "Pool": "tfcpu.runtime.pool",
+    "PoolStats": "tfcpu.runtime.pool",
     "TuneResult": "tfcpu.runtime.tune",
     "DispatchReport": "tfcpu.runtime.dispatch",
     "Stopped": "tfcpu._stop",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     from tfcpu.runtime.backends._base import BenchmarkOptions
     from tfcpu.runtime.dispatch import DispatchReport
     from tfcpu.runtime.multi import InstanceSettings
+    from tfcpu.runtime.pool import Pool, PoolStats
     from tfcpu.runtime.results import BenchmarkResult, MultiInstanceResult
     from tfcpu.runtime.runner import Runner
     from tfcpu.runtime.tune import TuneResult
@@ -101,6 +104,8 @@ __all__ = [
     "OutputError",
     "PassError",
     "PlanError",
+    "Pool",
+    "PoolStats",
     "QuantizationError",
     "QuantizationResult",
     "Quantizer",

@@ -34,6 +34,7 @@ from tfcpu.runtime.stats import LatencyStats, round_throughputs
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import InstancePlan
     from tfcpu.runtime.dispatch import DispatchReport
+    from tfcpu.runtime.pool import Pool
     from tfcpu.runtime.results import MultiInstanceResult
     from tfcpu.session.config import SessionConfig
 
@@ -347,6 +348,19 @@ class Runner:
         return runner_dispatch(self, batch_size, **kwargs)
 
     # -- many instances -------------------------------------------------------------------
+    def pool(self, plan: InstancePlan | None = None, **kwargs: Any) -> Pool:
+        """Long-lived pinned workers running this model, one per instance of ``plan`` (`tfcpu.Pool`).
+
+        The same thing as ``tfcpu.Pool(runner.model, plan, runner.config, backend=..., backend_options=...)``
+        with this Runner's config (its oneDNN choice, ITEX, allocator... reach every worker), backend and
+        options; keyword arguments are `tfcpu.Pool`'s. This Runner need not be active.
+        """
+        from tfcpu.runtime.pool import Pool
+
+        kwargs.setdefault("backend", self.backend_name)
+        kwargs.setdefault("backend_options", self.backend_options)
+        return Pool(self.model, plan, self._config, **kwargs)
+
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
         """Run this model in one pinned child process per instance of ``plan``.
 
