@@ -185,6 +185,7 @@ class _Worker:
     generation: int = 0
     prefix: str = ""
     restarts: int = 0
+    made: int = 0
     kill_reason: str = ""
     report: WorkerReport | None = None
     thread: threading.Thread | None = None
@@ -452,7 +453,9 @@ class _Core:
                 if shm is not None:
                     shm.close()
                     shm.unlink()
-                shm = SharedMemory(create=True, size=max(size + size // 4, 1 << 16))
+                w.made += 1
+                name = f"tfp{os.getpid()}_{self.id}_{w.index}_i{job.slot}_{w.made}"
+                shm = SharedMemory(name=name, create=True, size=max(size + size // 4, 1 << 16))
                 w.inputs[job.slot] = shm
             for arr, dst in zip(job.arrays, views(shm, describe_tensors(job.arrays, offsets)), strict=True):
                 np.copyto(dst, arr, casting="no")
