@@ -36,6 +36,8 @@ _SUBCOMMANDS = (
     "tfcpu.cli.bench",
     "tfcpu.cli.launch",
     "tfcpu.cli.tune",
+    "tfcpu.cli.serve",
+    "tfcpu.cli.loadtest",
 )
 
 

@@ -104,6 +104,14 @@ class RunnerExecutor:
         self._runner.close()
 
 
+def pool_instances(pool: Any) -> list[dict[str, Any]]:
+    """Per-instance counters of a `tfcpu.Pool` for the server's metrics."""
+    return [
+        {"instance": s.index, "batches": s.batches, "items": s.items, "restarts": s.restarts}
+        for s in pool.stats().instances
+    ]
+
+
 def _require() -> None:
     import importlib.util
 
@@ -139,7 +147,7 @@ def make_app(model: Model, executor: Any, options: ServeOptions | None = None) -
         max_body_bytes=opts.max_body_bytes,
         warmup=warmup,
         close=getattr(executor, "close", None),
-        instances=getattr(executor, "instances", None),
+        instances=getattr(executor, "instances", None) or (lambda: pool_instances(executor)),
     )
     return build_app(state), state
 
