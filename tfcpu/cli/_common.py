@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ __all__ = [
     "plan_from_args",
     "print_written",
     "progress_bar",
+    "save_output",
 ]
 
 
@@ -39,6 +39,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outputs", nargs="+", help="output tensor names (default: the sink nodes)")
     p.add_argument("--signature", help="SavedModel signature key (default: serving_default)")
     add_allow_unsafe_arg(p)
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="let a Keras file run the Python it carries (Lambda layers, legacy .h5): it runs with your "
+        "rights, so only for files you trust as you trust code you run (see docs/security.md)",
+    )
 
 
 def add_allow_unsafe_arg(p: argparse.ArgumentParser) -> None:
@@ -60,38 +66,86 @@ def load_model(args: argparse.Namespace) -> Any:
         outputs=args.outputs,
         signature=getattr(args, "signature", None),
         allow_unsafe_ops=args.allow_unsafe_ops,
+        trust_code=bool(getattr(args, "trust_code", False)),
     )
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
-    """``-o OUT``: where a command writes its frozen graph."""
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the graph (.pb or .pbtxt)")
+    """``-o OUT`` (a file, or a directory for a SavedModel), ``--format``, ``--serving DIR``."""
+    from tfcpu.formats import FORMATS
+
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="where to write the model: a .pb/.pbtxt file (frozen GraphDef), a directory (SavedModel that "
+        "tf.saved_model.load, TFSMLayer and TF Serving read) or a .xml file (OpenVINO IR)",
+    )
+    p.add_argument("--format", choices=tuple(FORMATS), help="the output format when OUT does not say it")
+    p.add_argument(
+        "--serving",
+        metavar="DIR",
+        help="write a SavedModel in TF Serving's layout instead of -o: DIR/<version>/, one past the highest there",
+    )
 
 
-def check_output(args: argparse.Namespace, suffixes: tuple[str, ...], *, why: str = "") -> Path:
-    """Refuse ``-o`` before the work: a wrong suffix, the input file itself (without ``--overwrite``),
-    a place that cannot be written.
+def check_output(
+    args: argparse.Namespace, suffixes: tuple[str, ...], *, why: str = "", directories: bool = True
+) -> Path:
+    """Refuse the output before the work: none or two named, a wrong suffix, an output that is, is
+    inside, or links to the input (the input file itself only with ``--overwrite``), a place that
+    cannot be written.
 
     Args:
-        args: the parsed arguments (``model``, ``output``, ``overwrite``).
-        suffixes: the suffixes ``-o`` may end in.
+        args: the parsed arguments (``model``, ``output``, ``format``, ``serving``, ``overwrite``).
+        suffixes: the file suffixes the output may end in.
         why: what the suffixes depend on, appended to the message (``"for --backend openvino"``).
+        directories: whether a directory (a SavedModel) is a valid output here.
 
     Raises:
         ConfigError: one of those (exit 2); `tfcpu.errors.OutputError` when it cannot be written.
     """
-    from tfcpu._io import check_writable
+    from tfcpu._io import check_not_input, check_writable
 
-    out = Path(args.output)
-    if out.suffix.lower() not in suffixes:
-        raise ConfigError(f"-o must end in {' or '.join(suffixes)}" + (f" {why}" if why else ""), where=str(out))
+    serving = getattr(args, "serving", None)
+    if serving and args.output:
+        raise ConfigError("-o and --serving both name the output", hint="give one of them")
+    if not serving and not args.output:
+        raise ConfigError("no output named", hint="give -o OUT (a file or a directory) or --serving DIR")
+    out = Path(serving or args.output)
+    fmt = getattr(args, "format", None)
+    directory = bool(serving) or fmt == "savedmodel" or (fmt is None and (out.is_dir() or out.suffix == ""))
+    if directory and not directories:
+        raise ConfigError(f"the output must be a {' or '.join(suffixes)} file" + (f" {why}" if why else ""),
+                          where=str(out))  # fmt: skip
+    if not directory and out.suffix.lower() not in suffixes:
+        also = ", or be a directory for a SavedModel" if directories else ""
+        raise ConfigError(f"-o must end in {' or '.join(suffixes)}" + (f" {why}" if why else "") + also, where=str(out))
     source = Path(args.model)
-    if source.exists() and out.exists() and os.path.samefile(source, out) and not args.overwrite:
+    inputs = [source, source.with_suffix(".bin")] if source.suffix.lower() == ".xml" else [source]
+    overwrite = bool(getattr(args, "overwrite", False))
+    check_not_input(out, inputs, overwrite=overwrite)
+    if out.suffix.lower() == ".xml":  # an OpenVINO IR is written as model.xml and model.bin
+        check_not_input(out.with_suffix(".bin"), inputs, overwrite=overwrite)
+    if directory and not serving and out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").is_file():
         raise ConfigError(
-            "-o is the input file", where=str(out), hint="write elsewhere, or pass --overwrite to replace it"
+            "the output directory is not empty and holds no SavedModel",
+            where=str(out),
+            why="tfcpu replaces a SavedModel it finds there, never other files",
+            hint="write to a new or empty directory",
         )
-    check_writable(out)  # before the work: a read-only directory is a user error, not a failure later
+    check_writable(out, directory=directory)  # before the work: a read-only directory is a user error
     return out
+
+
+def save_output(model: Any, out: Path, args: argparse.Namespace) -> Path:
+    """Write ``model`` where `check_output` said, in the format the arguments ask; what was written."""
+    written: Path = model.save(out, format=getattr(args, "format", None), serving=bool(getattr(args, "serving", None)))
+    if model.needs_onednn and written.is_dir():
+        from tfcpu.formats.savedmodel import ONEDNN_NOTE
+
+        print(f"note: {ONEDNN_NOTE}", file=sys.stderr)
+    return written
 
 
 def print_written(result: Any, out: Path, *, as_json: bool) -> None:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written
+from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written, save_output
 from tfcpu.errors import ConfigError
 
 _SMOOTH_QUANT_HELP = (
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     xml_output = Path(args.output or "").suffix.lower() == ".xml"
     backend = args.backend or ("openvino" if xml_output or ir_input else "tensorflow")
     allowed = (".xml",) if backend == "openvino" else (".pb", ".pbtxt")
-    out = check_output(args, allowed, why=f"for --backend {backend}")
+    out = check_output(args, allowed, why=f"for --backend {backend}", directories=backend != "openvino")
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         _enable_onednn_if_needed()
     model = load_model(args)
     result = plan.run(model)
-    result.model.save(out)
+    out = save_output(result.model, out, args)
     print_written(result, out, as_json=args.json)
     if not args.json:
         state = result.precision if result.quantized else "unchanged FP32"

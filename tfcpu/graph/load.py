@@ -36,7 +36,7 @@ from tfcpu._lazy import import_tensorflow
 from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean
 from tfcpu.graph._graphdef import parse_input, topological_order
 from tfcpu.graph.encoder import BUILTIN_MODELS, build_encoder
-from tfcpu.graph.model import Model, TensorSpec, tensor_name
+from tfcpu.graph.model import SIGNATURE_KEYS, Model, TensorSpec, tensor_name
 from tfcpu.graph.safety_io import check_proto_size
 
 logger = logging.getLogger(__name__)
@@ -108,17 +108,12 @@ def _load(
             return replace(model, metadata={**model.metadata, "weights": weights})
         path = Path(text)
         _check_path(path)
-        if path.is_dir():
-            return _from_saved_model(path, in_names, out_names, signature)
-        suffix = path.suffix.lower()
-        if suffix == ".xml":  # OpenVINO IR (model.xml + model.bin), run by the OpenVINO backend
-            from tfcpu.graph.openvino_ir import load_ir
-
-            return load_ir(path, in_names, out_names)
-        if suffix in (".keras", ".h5", ".hdf5"):
+        if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # a Keras source, frozen here
             return _from_keras(_load_keras_file(path, trust_code), in_names, out_names, str(path))
-        graph_def = _read_graph_def(path)
-        return _from_graph_def(graph_def, in_names, out_names, str(path), check_versions=True)
+        from tfcpu import formats
+
+        fmt = formats.for_path(path) or formats.get("graphdef")  # any other file is read as a GraphDef
+        return fmt.load(path, in_names, out_names, signature)
     tf = import_tensorflow()
     if isinstance(source, tf.compat.v1.GraphDef):
         copy = tf.compat.v1.GraphDef()
@@ -273,8 +268,7 @@ def _load_keras_file(path: Path, trust_code: bool = False) -> Any:
         raise ModelError(
             "refusing a legacy Keras .h5 file: it cannot be loaded safely",
             where=str(path),
-            why="an .h5 model can carry Python (Lambda layers) that runs while it loads, and tf_keras has "
-            "no safe mode",
+            why="an .h5 model can carry Python (Lambda layers) that runs while it loads, and tf_keras has no safe mode",
             hint="if you trust this file as you trust code you run, pass trust_code=True / --trust-code; "
             "better, re-save it as .keras or a SavedModel where it was made",
         )
@@ -395,7 +389,23 @@ def _from_saved_model(
             hint="signatures: " + ", ".join(sorted(signatures)),
         )
     model = _from_function(signatures[key], inputs, outputs, f"{path}[{key}]")
-    return Model(model.graph_def, model.inputs, model.outputs, str(path), {**model.metadata, "signature": key})
+    metadata = {**model.metadata, "signature": key}
+    keys = _signature_keys(signatures[key], model, inputs, outputs)
+    if keys:
+        metadata[SIGNATURE_KEYS] = keys
+    return Model(model.graph_def, model.inputs, model.outputs, str(path), metadata)
+
+
+def _signature_keys(fn: Any, model: Model, inputs: Any, outputs: Any) -> dict[str, dict[str, str]]:
+    """The signature's input and output keys by frozen tensor name (flattened order: keys sorted)."""
+    keys: dict[str, dict[str, str]] = {}
+    args, kwargs = fn.structured_input_signature
+    if inputs is None and not args and len(kwargs) == len(model.inputs):
+        keys["inputs"] = {spec.name: key for spec, key in zip(model.inputs, sorted(kwargs), strict=True)}
+    structured = fn.structured_outputs
+    if outputs is None and isinstance(structured, dict) and len(structured) == len(model.outputs):
+        keys["outputs"] = {spec.name: key for spec, key in zip(model.outputs, sorted(structured), strict=True)}
+    return keys
 
 
 # -- validation and signature -----------------------------------------------------------------
