@@ -43,7 +43,7 @@ def capped_isa(session: nox.Session) -> None:
     """The ``capped_isa``-marked tests (CAPPED in tests/onednn.py) as on an AVX2 server (issue 27).
 
     oneDNN capped with ``ONEDNN_MAX_CPU_ISA=AVX2`` (TensorFlow's and OpenVINO's builds honour it, and
-    tfcpu's Topology hides the flags above it), TensorFlow's oneDNN off as its default there. Runs on
+    tfcpu's Topology hides the flags above it), TensorFlow's oneDNN as its default there (tests/conftest.py). Runs on
     any CPU; on one with nothing above AVX2 it repeats what ``nox -s tests`` ran.
     """
     session.install("-e", ".[test]")
@@ -51,7 +51,7 @@ def capped_isa(session: nox.Session) -> None:
     session.log(f"capped at AVX2: hides {hidden or 'nothing on this CPU'}")
     session.run(
         "python", "-m", "pytest", "-m", "capped_isa", *session.posargs,
-        env={"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"},
+        env={"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": None},
     )  # fmt: skip
 
 

@@ -19,6 +19,10 @@ TOPOLOGIES = DATA / "topologies"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    onednn.start_as_capped()  # the capped-ISA leg only: TensorFlow starts as on the capped CPU
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return onednn.header()
 
