@@ -1,7 +1,7 @@
 """Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), capped-isa
 (the precision-dependent tests as on an AVX2 server: ONEDNN_MAX_CPU_ISA=AVX2), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
-bench-int8, bench-instances, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export).
+bench-int8, bench-instances, bench-pool, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export).
 Run ``nox -l`` to list them."""
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ def bench_bf16(session: nox.Session) -> None:
 def bench_instances(session: nox.Session) -> None:
     """One instance on all cores vs pinned instances, ratios from one run (benchmarks/bench_instances.py)."""
     _benchmark(session, "bench_instances.py")
+
+
+@nox.session(name="bench-pool", python=PYTHON)
+def bench_pool(session: nox.Session) -> None:
+    """tfcpu.Pool.map vs Runner.multi_instance vs one in-process Runner, and the pool's per-call overhead
+    (benchmarks/bench_pool.py; ``-- --batches 200`` for issue 25's figure)."""
+    _benchmark(session, "bench_pool.py")
 
 
 @nox.session(name="bench-runtime", python=PYTHON)
