@@ -9,7 +9,7 @@ one program, instead of a benchmark that starts, measures and exits (`Runner.mul
         for outputs in pool.map(batches):                 # outputs in input order, bounded in-flight work
             ...
         outputs = await pool.asubmit(batch)               # asyncio: asubmit / amap
-        print(pool.stats())                               # PoolStats: per instance and in total
+        stats = pool.stats()                              # PoolStats: per instance and in total
 
 How it works:
 
