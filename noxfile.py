@@ -1,7 +1,8 @@
 """Sessions: tests, onednn (the oneDNN-sensitive tests again with the opposite TF_ENABLE_ONEDNN_OPTS), capped-isa
 (the precision-dependent tests as on an AVX2 server: ONEDNN_MAX_CPU_ISA=AVX2), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
-bench-int8, bench-instances, bench-pool, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export).
+bench-int8, bench-instances, bench-pool, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export,
+bench-serve).
 Run ``nox -l`` to list them."""
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def bench_ray(session: nox.Session) -> None:
 def bench_export(session: nox.Session) -> None:
     """Issue 24: the exported SavedModel in plain TensorFlow vs tfcpu's Runner (benchmarks/bench_export.py)."""
     _benchmark(session, "bench_export.py")
+
+
+@nox.session(name="bench-serve", python=PYTHON)
+def bench_serve(session: nox.Session) -> None:
+    """Issue 26: tfcpu serve vs the pool offline, a plain Starlette server and Ray Serve (benchmarks/bench_serve.py)."""
+    _benchmark(session, "bench_serve.py", ".[serve,ray]")
 
 
 @nox.session(name="bench-transformer", python=PYTHON)
