@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,7 +29,8 @@ cpu1 100 0 50 450 5 0 0 20 0 0
 def test_steal_is_read_per_cpu_from_proc_stat() -> None:
     before, after = read_cpu_times(BEFORE), read_cpu_times(AFTER)
     assert before["cpu0"] == (50, 0, 25, 400, 5, 0, 0, 20)
-    assert round(_steal_pct(before, after, [0]), 1) == round(100 * 200 / (50 + 25 + 50 + 200), 1)  # cpu0: 200 of its 325 ticks stolen
+    # cpu0: 200 of its 325 ticks were stolen
+    assert round(_steal_pct(before, after, [0]), 1) == round(100 * 200 / (50 + 25 + 50 + 200), 1)
     assert _steal_pct(before, after, [1]) == 0.0
     quiet = Contention(10.0, 2, 0.5, 0.05, 0.3)
     assert not quiet.suspect and quiet.note.startswith("quiet")
@@ -56,10 +58,8 @@ def test_a_busy_neighbour_makes_the_figure_suspect_and_is_named(tmp_path: Path) 
         time.sleep(2.0)
         contention = probe.stop()
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert contention.other_cores >= 0.5, contention
     assert pid in [p for p, _, _ in contention.busiest]
     assert contention.suspect and f"pid {pid}" in contention.note

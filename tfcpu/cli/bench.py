@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         print_rich(result)
         if dispatch is not None:
             print_rich(dispatch)
+    if getattr(result, "suspect", False):
+        print(f"tfcpu bench: warning: {result.contention.get('note')}", file=sys.stderr)
     if getattr(result, "partial", False):
         return 1
     return 0

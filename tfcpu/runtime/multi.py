@@ -184,11 +184,15 @@ def run_instances(
                     children.append(_start(inst, spec, work, _env(model, inst, cfg), plan.method, cfg))
             _wait_ready(children, cfg.startup_timeout, progress)
             go = time.monotonic() + 0.05
+            from tfcpu.runtime.contention import ContentionProbe
+
+            probe = ContentionProbe(sorted({c for inst in instances for c in inst.cpus})).start()
             atomic_write_text(work / "go", repr(go))
             for child in children:
                 if child.status == "running":
                     child.deadline = go + cfg.deadline_after_start(opts)
             _wait_done(children, progress)
+            contention = probe.stop()
             from tfcpu.topology import Topology
 
             cpu = Topology.detect().summary()
@@ -196,7 +200,9 @@ def run_instances(
         finally:
             end_groups([child.proc for child in children])
         outputs = _gather_outputs(results, model) if cfg.collect_outputs and sharded else None
-        result = _aggregate(results, plan.method, opts.batch_size, model.source, outputs)
+        result = replace(
+            _aggregate(results, plan.method, opts.batch_size, model.source, outputs), contention=contention.to_dict()
+        )
     if cfg.strict and result.partial:
         raise _instance_error(result, model.source)
     return result

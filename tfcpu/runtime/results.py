@@ -41,6 +41,12 @@ class BenchmarkResult(TextTable):
     name: str = ""
     backend: dict[str, Any] = field(default_factory=dict)
     rounds: tuple[float, ...] = ()
+    contention: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suspect(self) -> bool:
+        """Whether other work on the machine was busy enough to move this figure (`tfcpu.runtime.contention`)."""
+        return bool(self.contention.get("suspect"))
 
     @property
     def spread(self) -> float:
@@ -122,6 +128,7 @@ class BenchmarkResult(TextTable):
             ),
             ("first run", f"{self.first_run_ms:.1f} ms (excluded), {self.warmup} warm-up batches"),
             ("spread", _spread(self.rounds)),
+            *([("machine", str(self.contention.get("note", "")))] if self.contention else []),
             ("threads", _threads(self.config)),
             ("CPU", self.topology),
             ("TensorFlow", _runtime(self.runtime)),
@@ -227,6 +234,12 @@ class MultiInstanceResult(TextTable):
     batch_size: int
     model: str = ""
     outputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    contention: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suspect(self) -> bool:
+        """Whether other work on the machine was busy enough to move this figure (`tfcpu.runtime.contention`)."""
+        return bool(self.contention.get("suspect"))
 
     @property
     def partial(self) -> bool:
@@ -272,6 +285,7 @@ class MultiInstanceResult(TextTable):
             "wall_seconds": self.wall_seconds,
             "rounds": list(self.rounds),
             "instances": [i.to_dict() for i in self.instances],
+            "contention": dict(self.contention),
         }
 
     @classmethod
@@ -287,6 +301,7 @@ class MultiInstanceResult(TextTable):
             items=int(data["items"]),
             batch_size=int(data["batch_size"]),
             model=data.get("model", ""),
+            contention=dict(data.get("contention") or {}),
         )
 
     def to_json(self, **kwargs: Any) -> str:
@@ -316,6 +331,8 @@ class MultiInstanceResult(TextTable):
         rows.append(("sum", "", "partial" if self.partial else "ok", f"{self.sum_throughput:.2f}", ""))
         rows.append(("common window", f"{self.window_seconds:.2f} s", "", f"{self.window_throughput:.2f}", ""))
         rows.append(("all items / wall", f"{self.wall_seconds:.2f} s", "", f"{self.wall_throughput:.2f}", ""))
+        if self.contention:
+            rows.append(("machine", str(self.contention.get("note", "")), "", "", ""))
         return rows
 
     _COLUMNS = ("instance", "CPUs", "status", "items/s", "p99 ms")

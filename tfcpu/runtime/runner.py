@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -280,8 +281,12 @@ class Runner:
         region_start = time.monotonic()
         deadline = region_start + opts.duration if opts.duration is not None else None
         steps_ = opts.timed_steps
+        from tfcpu.runtime.contention import ContentionProbe
+
+        probe = ContentionProbe().start()
         timing = backend.timed(repeat_feeds(ordered, steps_), deadline=deadline, progress=progress, total=steps_ or 0)
-        return benchmark_result(
+        contention = probe.stop()
+        result = benchmark_result(
             timing,
             opts,
             model=self.model.source,
@@ -293,6 +298,7 @@ class Runner:
             name=self.name,
             region_start=region_start,
         )
+        return replace(result, contention=contention.to_dict())
 
     def _prepare_batches(
         self,
