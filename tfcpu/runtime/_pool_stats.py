@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tfcpu._codec import Serializable
 from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.runtime.stats import LatencyStats
 
@@ -15,7 +15,7 @@ __all__ = ["InstanceStats", "PoolStats"]
 
 
 @dataclass(frozen=True)
-class InstanceStats:
+class InstanceStats(Serializable):
     """One worker of a pool.
 
     Attributes:
@@ -44,32 +44,9 @@ class InstanceStats:
     latency_ms: LatencyStats
     compute_ms: LatencyStats
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["cpus"] = list(self.cpus)
-        data["latency_ms"] = self.latency_ms.to_dict()
-        data["compute_ms"] = self.compute_ms.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InstanceStats:
-        return cls(
-            index=int(data["index"]),
-            cpus=tuple(int(c) for c in data["cpus"]),
-            pid=int(data["pid"]),
-            state=str(data["state"]),
-            restarts=int(data["restarts"]),
-            batches=int(data["batches"]),
-            items=int(data["items"]),
-            failed=int(data["failed"]),
-            in_flight=int(data["in_flight"]),
-            latency_ms=LatencyStats.from_dict(dict(data["latency_ms"])),
-            compute_ms=LatencyStats.from_dict(dict(data["compute_ms"])),
-        )
-
 
 @dataclass(frozen=True)
-class PoolStats(TextTable):
+class PoolStats(Serializable, TextTable):
     """A pool's work so far: per instance, and in total.
 
     Attributes:
@@ -89,6 +66,8 @@ class PoolStats(TextTable):
     queued: int
     seconds: float
     latency_ms: LatencyStats = field(default_factory=lambda: LatencyStats.from_seconds(()))
+
+    _extra_fields = ("batches", "items", "failed", "restarts")
 
     @property
     def batches(self) -> int:
@@ -114,40 +93,6 @@ class PoolStats(TextTable):
     def throughput(self) -> float:
         """Items per second since the pool was ready (idle time included)."""
         return self.items / self.seconds if self.seconds > 0 else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "backend": self.backend,
-            "method": self.method,
-            "instances": [i.to_dict() for i in self.instances],
-            "queued": self.queued,
-            "seconds": self.seconds,
-            "latency_ms": self.latency_ms.to_dict(),
-            "batches": self.batches,
-            "items": self.items,
-            "failed": self.failed,
-            "restarts": self.restarts,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PoolStats:
-        return cls(
-            model=str(data["model"]),
-            backend=str(data["backend"]),
-            method=str(data["method"]),
-            instances=tuple(InstanceStats.from_dict(i) for i in data["instances"]),
-            queued=int(data["queued"]),
-            seconds=float(data["seconds"]),
-            latency_ms=LatencyStats.from_dict(dict(data["latency_ms"])),
-        )
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> PoolStats:
-        return cls.from_dict(json.loads(text))
 
     # -- rendering ----------------------------------------------------------------------
     _COLUMNS = ("#", "CPUs", "state", "batches", "items", "failed", "in flight", "p50 ms", "p99 ms", "compute p50 ms")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+
+from tfcpu._codec import Serializable
 
 __all__ = ["LatencyStats", "percentile", "relative_spread", "round_throughputs"]
 
@@ -24,7 +25,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 @dataclass(frozen=True)
-class LatencyStats:
+class LatencyStats(Serializable):
     """Per-batch latency in milliseconds."""
 
     count: int
@@ -49,21 +50,6 @@ class LatencyStats:
             p90=percentile(ms, 90),
             p99=percentile(ms, 99),
             max=ms[-1],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatencyStats:
-        return cls(
-            count=int(data["count"]),
-            mean=float(data["mean"]),
-            min=float(data["min"]),
-            p50=float(data["p50"]),
-            p90=float(data["p90"]),
-            p99=float(data["p99"]),
-            max=float(data["max"]),
         )
 
 
