@@ -50,19 +50,24 @@ def _busy_neighbour(tmp_path: Path, seconds: float) -> int:
     return int(pidfile.read_text())
 
 
-def test_a_busy_neighbour_makes_the_figure_suspect_and_is_named(tmp_path: Path) -> None:
+def test_a_busy_neighbour_is_counted_and_makes_the_figure_suspect(tmp_path: Path) -> None:
+    import psutil
+
     pid = _busy_neighbour(tmp_path, 15)
     try:
+        neighbour = psutil.Process(pid)
         time.sleep(0.5)
+        before = sum(neighbour.cpu_times()[:2])
         probe = ContentionProbe().start()
         time.sleep(2.0)
         contention = probe.stop()
+        used = (sum(neighbour.cpu_times()[:2]) - before) / contention.seconds
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert contention.other_cores >= 0.5, contention
-    assert pid in [p for p, _, _ in contention.busiest]
-    assert contention.suspect and f"pid {pid}" in contention.note
+    # the machine is shared: others may add to it, but the neighbour's own share is always in it
+    assert used > 0.1 and contention.other_cores >= 0.9 * used, (used, contention)
+    assert contention.suspect and "not to be trusted" in contention.note
 
 
 def test_runner_benchmarks_carry_the_machine_state() -> None:
