@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from tfcpu._codec import CODEC, SKIP, Serializable
 from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.runtime.stats import LatencyStats, relative_spread
 
@@ -16,7 +17,7 @@ __all__ = ["BenchmarkResult", "InstanceResult", "MultiInstanceResult"]
 
 
 @dataclass(frozen=True)
-class BenchmarkResult(TextTable):
+class BenchmarkResult(Serializable, TextTable):
     """One timed run of one model in one process (Appendix B's semantics).
 
     ``throughput`` = items / wall time of the timed region; data is prepared outside it.
@@ -52,27 +53,6 @@ class BenchmarkResult(TextTable):
     def spread(self) -> float:
         """Relative spread, (max - min) / median, of the throughput of the timed region's thirds."""
         return relative_spread(self.rounds)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["latency_ms"] = self.latency_ms.to_dict()
-        data["rounds"] = list(self.rounds)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["latency_ms"] = LatencyStats.from_dict(data["latency_ms"])
-        kwargs["rounds"] = tuple(float(v) for v in data.get("rounds", ()))
-        return cls(**kwargs)
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> BenchmarkResult:
-        return cls.from_dict(json.loads(text))
 
     # CSV: one header row and one value row; nested dicts are stored as JSON strings.
     def to_csv(self) -> str:
@@ -170,7 +150,7 @@ def _runtime(runtime: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class InstanceResult:
+class InstanceResult(Serializable):
     """What one child instance did: its status, its benchmark, its log tail."""
 
     index: int
@@ -191,26 +171,9 @@ class InstanceResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["cpus"] = list(self.cpus)
-        data["affinity"] = list(self.affinity)
-        data["log_tail"] = list(self.log_tail)
-        data["benchmark"] = self.benchmark.to_dict() if self.benchmark else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InstanceResult:
-        kwargs = dict(data)
-        kwargs["cpus"] = tuple(data["cpus"])
-        kwargs["affinity"] = tuple(data.get("affinity", ()))
-        kwargs["log_tail"] = tuple(data.get("log_tail", ()))
-        kwargs["benchmark"] = BenchmarkResult.from_dict(data["benchmark"]) if data.get("benchmark") else None
-        return cls(**kwargs)
-
 
 @dataclass(frozen=True)
-class MultiInstanceResult(TextTable):
+class MultiInstanceResult(Serializable, TextTable):
     """Aggregate of a multi-instance run.
 
     Two throughputs, both honest:
@@ -233,8 +196,10 @@ class MultiInstanceResult(TextTable):
     items: int
     batch_size: int
     model: str = ""
-    outputs: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    outputs: dict[str, Any] | None = field(default=None, compare=False, repr=False, metadata={CODEC: SKIP})
     contention: dict[str, Any] = field(default_factory=dict)
+
+    _extra_fields = ("partial", "throughput", "rounds")
 
     @property
     def suspect(self) -> bool:
@@ -269,47 +234,6 @@ class MultiInstanceResult(TextTable):
 
     def without_outputs(self) -> MultiInstanceResult:
         return replace(self, outputs=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "method": self.method,
-            "batch_size": self.batch_size,
-            "items": self.items,
-            "partial": self.partial,
-            "throughput": self.throughput,
-            "sum_throughput": self.sum_throughput,
-            "window_throughput": self.window_throughput,
-            "window_seconds": self.window_seconds,
-            "wall_throughput": self.wall_throughput,
-            "wall_seconds": self.wall_seconds,
-            "rounds": list(self.rounds),
-            "instances": [i.to_dict() for i in self.instances],
-            "contention": dict(self.contention),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MultiInstanceResult:
-        return cls(
-            instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
-            method=data["method"],
-            sum_throughput=float(data["sum_throughput"]),
-            window_throughput=float(data["window_throughput"]),
-            window_seconds=float(data["window_seconds"]),
-            wall_throughput=float(data["wall_throughput"]),
-            wall_seconds=float(data["wall_seconds"]),
-            items=int(data["items"]),
-            batch_size=int(data["batch_size"]),
-            model=data.get("model", ""),
-            contention=dict(data.get("contention") or {}),
-        )
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> MultiInstanceResult:
-        return cls.from_dict(json.loads(text))
 
     def rows(self) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
