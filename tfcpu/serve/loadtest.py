@@ -26,13 +26,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
+from tfcpu._codec import Serializable
 from tfcpu.errors import ConfigError, RunnerError
 
 __all__ = ["LoadLevel", "LoadTestResult", "check_loopback", "loadtest"]
@@ -59,7 +60,7 @@ def check_loopback(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class LoadLevel:
+class LoadLevel(Serializable):
     """One measured level of load."""
 
     mode: str  # "closed" or "open"
@@ -73,6 +74,8 @@ class LoadLevel:
     p90_ms: float = math.nan
     p99_ms: float = math.nan
 
+    _extra_fields = ("throughput", "rows_per_s")
+
     @property
     def throughput(self) -> float:
         """Answered requests per second."""
@@ -82,18 +85,9 @@ class LoadLevel:
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "errors": dict(self.errors), "throughput": self.throughput,
-                "rows_per_s": self.rows_per_s}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadLevel:
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass(frozen=True)
-class LoadTestResult:
+class LoadTestResult(Serializable):
     """Every level of a load test, and the best one under the p99 target."""
 
     url: str
@@ -103,24 +97,13 @@ class LoadTestResult:
     p99_target_ms: float
     levels: tuple[LoadLevel, ...]
 
+    _extra_fields = ("best",)
+
     @property
     def best(self) -> LoadLevel | None:
         """The level with the highest throughput whose p99 is under the target and that had no errors."""
         good = [lv for lv in self.levels if lv.ok and lv.p99_ms <= self.p99_target_ms and not lv.errors]
         return max(good, key=lambda lv: lv.throughput, default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        best = self.best
-        return {
-            "url": self.url, "model": self.model, "protocol": self.protocol, "batch": self.batch,
-            "p99_target_ms": self.p99_target_ms, "levels": [lv.to_dict() for lv in self.levels],
-            "best": best.to_dict() if best else None,
-        }  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadTestResult:
-        return cls(data["url"], data["model"], data["protocol"], int(data["batch"]), float(data["p99_target_ms"]),
-                   tuple(LoadLevel.from_dict(lv) for lv in data["levels"]))  # fmt: skip
 
     def _rows(self) -> list[list[str]]:
         rows = []
