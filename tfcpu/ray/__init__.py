@@ -8,7 +8,9 @@ so two TensorFlow actors on a node share every core and oversubscribe them. tfcp
   `InstancePlan` through a node-local lock file, pins itself to the instance's
   CPUs before TensorFlow starts, and runs one session with the instance's threads;
 * `predict()`: sizes the actor pool from every node's topology (`survey()`) and
-  returns the mapped dataset; `predict_with_report()` also returns per-node throughput.
+  returns the mapped dataset; `predict_with_report()` also returns per-node throughput;
+* `serve()`: the same placement for online inference: one pinned Ray Serve replica per slot,
+  requests merged with ``@serve.batch``, KServe v2 and TF Serving REST over HTTP (`tfcpu.ray._serve`).
 
 Importing ``tfcpu.ray`` does not import Ray or TensorFlow; Ray is imported on first use.
 
@@ -22,6 +24,7 @@ from tfcpu.ray._cluster import NodeSlots, pool_size, predict, predict_with_repor
 from tfcpu.ray._payload import ModelPayload
 from tfcpu.ray._predictor import METADATA_COLUMNS, Predictor, column_name
 from tfcpu.ray._report import ClusterReport, NodeReport
+from tfcpu.ray._serve import ReplicaStats, ServeDeployment, ServeReplica, serve
 from tfcpu.ray._slots import SlotClaim, claim_slot, default_lock_dir
 
 __all__ = [
@@ -31,6 +34,9 @@ __all__ = [
     "NodeReport",
     "NodeSlots",
     "Predictor",
+    "ReplicaStats",
+    "ServeDeployment",
+    "ServeReplica",
     "SlotClaim",
     "claim_slot",
     "column_name",
@@ -38,5 +44,6 @@ __all__ = [
     "pool_size",
     "predict",
     "predict_with_report",
+    "serve",
     "survey",
 ]
