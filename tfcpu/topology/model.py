@@ -7,11 +7,11 @@ through `Topology.to_dict()` / `Topology.from_dict()` and JSON.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from tfcpu._codec import Serializable
 from tfcpu._render import TextTable
 from tfcpu.errors import ConfigError
 from tfcpu.topology.cpulist import format_cpulist
@@ -44,18 +44,15 @@ ISA_FLAGS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class NumaNode:
+class NumaNode(Serializable):
     """A NUMA node and the online logical CPUs attached to it."""
 
     id: int
     cpus: tuple[int, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "cpus": list(self.cpus)}
-
 
 @dataclass(frozen=True)
-class Core:
+class Core(Serializable):
     """One physical core: its socket, kernel core id, SMT sibling CPUs and kind.
 
     ``kind`` is ``"P"`` (performance) or ``"E"`` (efficiency, hybrid Intel CPUs only).
@@ -69,16 +66,6 @@ class Core:
     kind: str = "P"
     numa_node: int = 0
     l3: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "socket": self.socket,
-            "core_id": self.core_id,
-            "cpus": list(self.cpus),
-            "kind": self.kind,
-            "numa_node": self.numa_node,
-            "l3": self.l3,
-        }
 
 
 @dataclass(frozen=True)
@@ -113,7 +100,7 @@ class Precision:
 
 
 @dataclass(frozen=True)
-class Topology(TextTable):
+class Topology(Serializable, TextTable):
     """What tfcpu knows about the CPUs of this machine (or of a captured tree).
 
     Attributes:
@@ -148,6 +135,18 @@ class Topology(TextTable):
     hybrid: bool = False
     notes: tuple[str, ...] = ()
     root: str = "/"
+
+    #: Derived values the JSON shows for readers; `from_dict` ignores them.
+    _extra_fields = (
+        "sockets",
+        "physical_cores",
+        "logical_cpus",
+        "threads_per_core",
+        "usable_cpus",
+        "usable_physical_cores",
+        "precisions",
+        "onednn_default",
+    )
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -255,69 +254,6 @@ class Topology(TextTable):
         """Whether stock TensorFlow turns oneDNN on by itself on this CPU (x86 Linux:
         only with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX)."""
         return any(f in self.isa for f in ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile"))
-
-    # -- serialisation ------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_dict()` reads it back to an equal Topology."""
-        return {
-            "vendor": self.vendor,
-            "model_name": self.model_name,
-            "sockets": self.sockets,
-            "physical_cores": self.physical_cores,
-            "logical_cpus": self.logical_cpus,
-            "threads_per_core": self.threads_per_core,
-            "numa_nodes": [n.to_dict() for n in self.numa_nodes],
-            "cores": [c.to_dict() for c in self.cores],
-            "l3_domains": [list(d) for d in self.l3_domains],
-            "online_cpus": list(self.online_cpus),
-            "allowed_cpus": list(self.allowed_cpus),
-            "cpu_quota": self.cpu_quota,
-            "usable_cpus": self.usable_cpus,
-            "usable_physical_cores": self.usable_physical_cores,
-            "isa": list(self.isa),
-            "precisions": {name: p.to_dict() for name, p in self.precisions.items()},
-            "onednn_default": self.onednn_default,
-            "is_vm": self.is_vm,
-            "hybrid": self.hybrid,
-            "notes": list(self.notes),
-            "root": self.root,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Topology:
-        """Rebuild a Topology from `to_dict()` output (derived keys are ignored)."""
-        return cls(
-            vendor=str(data["vendor"]),
-            model_name=str(data["model_name"]),
-            numa_nodes=tuple(NumaNode(int(n["id"]), tuple(n["cpus"])) for n in data["numa_nodes"]),
-            cores=tuple(
-                Core(
-                    int(c["socket"]),
-                    int(c["core_id"]),
-                    tuple(c["cpus"]),
-                    str(c.get("kind", "P")),
-                    int(c.get("numa_node", 0)),
-                    int(c.get("l3", 0)),
-                )
-                for c in data["cores"]
-            ),
-            l3_domains=tuple(tuple(d) for d in data["l3_domains"]),
-            online_cpus=tuple(data["online_cpus"]),
-            allowed_cpus=tuple(data["allowed_cpus"]),
-            cpu_quota=None if data.get("cpu_quota") is None else float(data["cpu_quota"]),
-            isa=tuple(data.get("isa", ())),
-            is_vm=bool(data.get("is_vm", False)),
-            hybrid=bool(data.get("hybrid", False)),
-            notes=tuple(data.get("notes", ())),
-            root=str(data.get("root", "/")),
-        )
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> Topology:
-        return cls.from_dict(json.loads(text))
 
     # -- rendering ----------------------------------------------------------------------
     def isa_summary(self) -> str:
