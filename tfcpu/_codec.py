@@ -284,6 +284,8 @@ def _decode_class(tp: type, data: Any, where: str) -> Any:  # noqa: C901 - one b
         if isinstance(data, str):
             return tp(data)
         raise _bad(where, data, "expected a path string")
+    if isinstance(data, tp):  # already read (a from_dict that reads some fields itself passes them on)
+        return data
     own = getattr(tp, "from_dict", None)
     if dataclasses.is_dataclass(tp):
         if own is None or getattr(own, "__func__", None) is _SERIALIZABLE_FROM_DICT:
@@ -293,8 +295,6 @@ def _decode_class(tp: type, data: Any, where: str) -> Any:  # noqa: C901 - one b
         return tp(_decode_generic(dict, (str, Any), data, where))  # type: ignore[call-arg]
     if callable(own):
         return own(data)
-    if isinstance(data, tp):
-        return data
     raise TypeError(f"{where}: tfcpu's codec cannot read a {tp.__name__}; give the field a FieldCodec")
 
 

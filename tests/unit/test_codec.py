@@ -244,6 +244,8 @@ def test_to_data_and_from_data_work_on_plain_dataclasses() -> None:
 
     assert to_data(Plain(1, ("x",))) == {"a": 1, "b": ["x"]}
     assert from_data(Plain, {"a": 1, "b": ["x"]}) == Plain(1, ("x",))
+    already = Inner("read")
+    assert Outer.from_dict({**_outer().to_dict(), "inner": already}).inner is already
 
 
 def test_to_data_refuses_what_json_cannot_hold() -> None:

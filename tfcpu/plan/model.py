@@ -13,13 +13,13 @@ environment and launch prefix. `InstancePlan.to_script()` writes the paper's
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
 
+from tfcpu._codec import CODEC, FieldCodec, Serializable, decode_fields
 from tfcpu._render import TextTable, html_table, rich_table
 from tfcpu.errors import ConfigError, PlanError
 from tfcpu.plan.pinning import PinningProbe, check_method, forced, launch_prefix, probe_pinning
@@ -45,8 +45,12 @@ def kmp_affinity_for(cpus: Sequence[int]) -> str:
     return f"granularity=thread,proclist=[{format_cpulist(cpus)}],explicit"
 
 
+def _env_items(env: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in dict(env).items())
+
+
 @dataclass(frozen=True)
-class Instance:
+class Instance(Serializable):
     """One pinned worker of an `InstancePlan`.
 
     Attributes:
@@ -72,7 +76,9 @@ class Instance:
     kind: str
     intra_op_threads: int
     inter_op_threads: int
-    env_items: tuple[tuple[str, str], ...]
+    env_items: tuple[tuple[str, str], ...] = field(
+        metadata={CODEC: FieldCodec(key="env", encode=dict, decode=_env_items)}
+    )
     launch_prefix: tuple[str, ...]
     method: str
     memory_binding: bool
@@ -127,44 +133,16 @@ class Instance:
             explicit=frozenset(MANAGED),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "cpus": list(self.cpus),
-            "physical_cores": self.physical_cores,
-            "core_ids": list(self.core_ids),
-            "numa_node": self.numa_node,
-            "socket": self.socket,
-            "kind": self.kind,
-            "intra_op_threads": self.intra_op_threads,
-            "inter_op_threads": self.inter_op_threads,
-            "env": self.env,
-            "launch_prefix": list(self.launch_prefix),
-            "method": self.method,
-            "memory_binding": self.memory_binding,
-        }
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, method: str | None = None) -> Instance:
-        return cls(
-            index=int(data["index"]),
-            cpus=tuple(int(c) for c in data["cpus"]),
-            physical_cores=int(data["physical_cores"]),
-            core_ids=tuple(int(c) for c in data.get("core_ids", ())),
-            numa_node=int(data["numa_node"]),
-            socket=int(data.get("socket", 0)),
-            kind=str(data.get("kind", "P")),
-            intra_op_threads=int(data["intra_op_threads"]),
-            inter_op_threads=int(data["inter_op_threads"]),
-            env_items=tuple((str(k), str(v)) for k, v in dict(data["env"]).items()),
-            launch_prefix=tuple(str(a) for a in data["launch_prefix"]),
-            method=str(data.get("method", method or "sched_setaffinity")),
-            memory_binding=bool(data.get("memory_binding", False)),
-        )
+    def from_dict(cls, data: Mapping[str, Any], *, method: str | None = None) -> Self:
+        """An Instance from `to_dict` data. Reports older than ``core_ids``, ``socket``, ``kind``, ``method``
+        and ``memory_binding`` read them as ``()``, 0, ``"P"``, ``method`` (the plan's) and False."""
+        older = {"core_ids": (), "socket": 0, "kind": "P", "method": method or "sched_setaffinity"}
+        return decode_fields(cls, {**older, "memory_binding": False, **data})
 
 
 @dataclass(frozen=True)
-class InstancePlan(TextTable):
+class InstancePlan(Serializable, TextTable):
     """Pinned instances for one machine, and how they are pinned.
 
     Attributes:
@@ -345,37 +323,20 @@ class InstancePlan(TextTable):
         return render_script(self, command, shard_arg)
 
     # -- serialisation ------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "instances": [i.to_dict() for i in self.instances],
-            "method": self.method,
-            "memory_binding": self.memory_binding,
-            "unused_cpus": list(self.unused_cpus),
-            "cores_per_instance": self.cores_per_instance,
-            "smt": self.smt,
-            "notes": list(self.notes),
-        }
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InstancePlan:
-        method = check_method(str(data["method"]))
-        instances = tuple(Instance.from_dict(i, method=method) for i in data["instances"])
-        return cls(
-            instances=instances,
-            method=method,
-            memory_binding=bool(data["memory_binding"]),
-            unused_cpus=tuple(int(c) for c in data.get("unused_cpus", ())),
-            cores_per_instance=int(data.get("cores_per_instance", instances[0].physical_cores if instances else 0)),
-            smt=bool(data.get("smt", True)),
-            notes=tuple(str(n) for n in data.get("notes", ())),
-        )
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> InstancePlan:
-        return cls.from_dict(json.loads(text))
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """An InstancePlan from `to_dict` data: the method is checked and its instances inherit it.
+        Reports older than ``unused_cpus`` and ``cores_per_instance`` read them as none and the
+        first instance's cores."""
+        kwargs = dict(data)
+        if "method" in data:
+            kwargs["method"] = check_method(str(data["method"]))
+        if "instances" in data:
+            instances = tuple(Instance.from_dict(i, method=kwargs.get("method")) for i in data["instances"])
+            kwargs["instances"] = instances
+            kwargs.setdefault("cores_per_instance", instances[0].physical_cores if instances else 0)
+        kwargs.setdefault("unused_cpus", ())
+        return decode_fields(cls, kwargs)
 
     # -- rendering ----------------------------------------------------------------------
     _COLUMNS = ("#", "node", "CPUs", "cores", "threads intra/inter", "launch prefix")
