@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tfcpu._codec import Serializable
+
 if TYPE_CHECKING:  # pragma: no cover
     from tensorflow.core.framework.graph_pb2 import GraphDef
 
@@ -119,7 +121,7 @@ def tensor_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(Serializable):
     """One graph input or output: tensor name (``node:index``), dtype name, shape.
 
     ``shape`` is ``None`` when the rank is unknown; unknown dimensions are ``None``.
@@ -134,19 +136,6 @@ class TensorSpec:
     @property
     def node(self) -> str:
         return self.name.rsplit(":", 1)[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "shape": None if self.shape is None else list(self.shape),
-            "op": self.op,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
-        shape = data.get("shape")
-        return cls(data["name"], data["dtype"], None if shape is None else tuple(shape), data.get("op", ""))
 
 
 @dataclass(frozen=True)
