@@ -7,13 +7,13 @@ marked ``within_noise``: the difference between the two says nothing on this mac
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tfcpu._codec import Serializable
 from tfcpu._render import TextTable, drop_empty_last_column, html_table, rich_table
 from tfcpu.runtime.stats import relative_spread
 
@@ -21,7 +21,7 @@ __all__ = ["DemoResult", "DemoRow", "mark_noise", "unit_of", "with_speedups"]
 
 
 @dataclass(frozen=True)
-class DemoRow:
+class DemoRow(Serializable):
     """One measured step.
 
     Attributes:
@@ -53,6 +53,8 @@ class DemoRow:
     within_noise: bool = False
     kernels: str = ""
 
+    _extra_fields = ("spread",)
+
     @property
     def spread(self) -> float:
         """(max - min) / median of `rounds` (NaN when fewer than two)."""
@@ -61,19 +63,6 @@ class DemoRow:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rounds"] = list(self.rounds)
-        data["spread"] = self.spread
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DemoRow:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["rounds"] = tuple(float(v) for v in data.get("rounds", ()))
-        return cls(**kwargs)
 
 
 def with_speedups(rows: tuple[DemoRow, ...]) -> tuple[DemoRow, ...]:
@@ -123,7 +112,7 @@ def _spread_text(row: DemoRow) -> str:
 
 
 @dataclass(frozen=True)
-class DemoResult(TextTable):
+class DemoResult(Serializable, TextTable):
     """The demo's table, its machine, and what it wrote.
 
     Attributes:
@@ -159,43 +148,8 @@ class DemoResult(TextTable):
         return max(ok, key=lambda r: r.throughput) if ok else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "batch_size": self.batch_size,
-            "duration": self.duration,
-            "machine": self.machine,
-            "runtime": self.runtime,
-            "date": self.date,
-            "seconds": self.seconds,
-            "best": self.best.name if self.best else None,
-            "notes": list(self.notes),
-            "files": list(self.files),
-            "unit": self.unit,
-            "rows": [r.to_dict() for r in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DemoResult:
-        return cls(
-            model=str(data["model"]),
-            rows=tuple(DemoRow.from_dict(r) for r in data["rows"]),
-            batch_size=int(data["batch_size"]),
-            duration=float(data["duration"]),
-            machine=str(data["machine"]),
-            runtime=dict(data.get("runtime") or {}),
-            date=str(data.get("date", "")),
-            seconds=float(data.get("seconds", 0.0)),
-            notes=tuple(data.get("notes", ())),
-            files=tuple(data.get("files", ())),
-            unit=str(data.get("unit", "img/s")),
-        )
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> DemoResult:
-        return cls.from_dict(json.loads(text))
+        """JSON-ready data; ``best`` is the best row's name (`from_dict` ignores it)."""
+        return {**super().to_dict(), "best": self.best.name if self.best else None}
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
         cols = ("step", self.unit, "spread", "speedup", "p99 ms/batch", "instances", "kernels", "note")
