@@ -26,20 +26,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfcpu._codec import CODEC, FieldCodec, Serializable
 from tfcpu.errors import ConfigError
 
 __all__ = ["PASSES", "Ensures", "Outcome", "PassContext", "PassInfo", "PassReport", "Skip", "register_pass"]
 
 
 @dataclass(frozen=True)
-class Skip:
+class Skip(Serializable):
     """A node a pass considered and left alone, and why."""
 
     node: str
     reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"node": self.node, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -54,43 +52,22 @@ class PassContext:
         return frozenset(self.inputs) | frozenset(self.outputs)
 
 
+def _params(data: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
 @dataclass(frozen=True)
-class PassReport:
+class PassReport(Serializable):
     """What one pass did: node counts, the nodes it changed, what it skipped and why, time."""
 
     name: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict, metadata={CODEC: FieldCodec(decode=_params)})
     nodes_before: int = 0
     nodes_after: int = 0
     changed: tuple[str, ...] = ()
     skipped: tuple[Skip, ...] = ()
     seconds: float = 0.0
     modified: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "modified": self.modified,
-            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
-            "nodes_before": self.nodes_before,
-            "nodes_after": self.nodes_after,
-            "changed": list(self.changed),
-            "skipped": [s.to_dict() for s in self.skipped],
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PassReport:
-        return cls(
-            name=data["name"],
-            params={k: tuple(v) if isinstance(v, list) else v for k, v in data.get("params", {}).items()},
-            nodes_before=data["nodes_before"],
-            nodes_after=data["nodes_after"],
-            changed=tuple(data.get("changed", ())),
-            skipped=tuple(Skip(s["node"], s["reason"]) for s in data.get("skipped", ())),
-            seconds=data.get("seconds", 0.0),
-            modified=bool(data.get("modified", True)),
-        )
 
 
 @dataclass
