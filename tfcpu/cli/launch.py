@@ -27,14 +27,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, help="kill every copy still running after this many seconds")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     add_runtime_args(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="command", help="the command, after --")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tfcpu.runtime.launch import launch
 
-    command = list(args.command)
+    command = list(args.argv)
     if command and command[0] == "--":
         command = command[1:]
     if not command:

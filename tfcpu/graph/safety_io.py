@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tfcpu.errors import ModelError
+from tfcpu.errors import ModelError, runtime_reason
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def read_saved_model_proto(path: Path) -> Any:
         raise ModelError(
             "the SavedModel's graph does not decode (truncated or corrupt)",
             where=str(pb),
-            why=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            why=runtime_reason(exc) if str(exc) else type(exc).__name__,
         ) from exc
     if not proto.meta_graphs:
         raise ModelError("the SavedModel has no meta graph (truncated or corrupt)", where=str(pb))
