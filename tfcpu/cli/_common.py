@@ -70,6 +70,34 @@ def load_model(args: argparse.Namespace) -> Any:
     )
 
 
+def add_check_inputs(p: argparse.ArgumentParser) -> None:
+    """``--check-inputs FILE.npz``: the user's sample inputs for the numerical check (issue 27)."""
+    p.add_argument(
+        "--check-inputs",
+        metavar="FILE",
+        help="sample inputs for the numerical check instead of generated ones: FILE.npz keyed by input name "
+        "(numpy.savez(FILE, input_ids=..., ...); .npy for one input). Without it ids are drawn below the "
+        "size of the embedding table they index and masks are 0/1",
+    )
+
+
+def check_inputs_path(args: argparse.Namespace) -> str | None:
+    """The existing ``--check-inputs`` file (checked now, read by the check), or None."""
+    spec = getattr(args, "check_inputs", None)
+    if spec is None:
+        return None
+    from tfcpu.quantize.calibration import resolve_path
+
+    path = resolve_path(spec)
+    if path.is_dir():
+        raise ConfigError(
+            "--check-inputs takes one file, not a directory",
+            where=str(path),
+            hint="save one .npz keyed by input name: numpy.savez(path, name=array, ...)",
+        )
+    return str(path)
+
+
 def add_output_args(p: argparse.ArgumentParser) -> None:
     """``-o OUT`` (a file, or a directory for a SavedModel), ``--format``, ``--serving DIR``."""
     from tfcpu.formats import FORMATS

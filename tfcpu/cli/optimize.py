@@ -10,7 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written, save_output
+from tfcpu.cli._common import (
+    add_check_inputs,
+    add_model_args,
+    add_output_args,
+    check_inputs_path,
+    check_output,
+    load_model,
+    print_written,
+    save_output,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_output_args(p)
     p.add_argument("--transforms", help="a graph_transforms string (default: GraphOptimizer.default())")
     p.add_argument("--no-check", action="store_true", help="skip the numerical check against the original")
+    add_check_inputs(p)
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of the check (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of the check (default 1e-5)")
     p.add_argument("--overwrite", action="store_true", help="allow OUT to be the input file")
@@ -43,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):  # before the model loads
         check_number(value, flag, where="tfcpu optimize", minimum=0, hint="tolerances must be finite and non-negative")
     out = check_output(args, (".pb", ".pbtxt"))
+    check_inputs_path(args)  # a missing file is refused before the model loads
     model = load_model(args)
-    result = optimizer.run(model, check=not args.no_check, rtol=args.rtol, atol=args.atol)
+    result = optimizer.run(
+        model, check=not args.no_check, rtol=args.rtol, atol=args.atol, check_inputs=check_inputs_path(args)
+    )
     out = save_output(result.model, out, args)
     print_written(result, out, as_json=args.json)
     if not args.json:

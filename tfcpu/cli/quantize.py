@@ -12,7 +12,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tfcpu.cli._common import add_model_args, add_output_args, check_output, load_model, print_written, save_output
+from tfcpu.cli._common import (
+    add_check_inputs,
+    add_model_args,
+    add_output_args,
+    check_inputs_path,
+    check_output,
+    load_model,
+    print_written,
+    save_output,
+)
 from tfcpu.errors import ConfigError
 
 _SMOOTH_QUANT_HELP = (
@@ -56,6 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Default: openvino when OUT ends in .xml",
     )
     p.add_argument("--no-optimize", action="store_true", help="quantise the graph as loaded (no GraphOptimizer)")
+    add_check_inputs(p)
     p.add_argument("--overwrite", action="store_true", help="allow OUT to be the input file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -122,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
     if backend == "tensorflow":
         _enable_onednn_if_needed()
+    check_inputs = check_inputs_path(args)  # a missing file is refused before the model loads
     model = load_model(args)
-    result = plan.run(model)
+    result = plan.run(model, check_inputs=check_inputs)
     out = save_output(result.model, out, args)
     print_written(result, out, as_json=args.json)
     if not args.json:

@@ -1,7 +1,8 @@
 """The optimiser's checks: graph invariants after each pass, and original vs optimised numerically.
 
 The numerical check is `tfcpu.graph.compare.compare_outputs()` on seeded random inputs
-(`tfcpu.graph.compare.random_inputs()`), both graphs run with Grappler off so each
+(`tfcpu.graph.compare.random_inputs()`: valid ids, masks and positions read from the graph), or on
+the user's own sample inputs (``check_inputs=``, `sample_inputs`), both graphs run with Grappler off so each
 computes exactly what it says. `CheckResult` keeps the optimiser's historical fields
 (max abs/rel error, worst output) and carries the full `Comparison`.
 `NumericalCheck` runs the original once and compares any number of candidates with it;
@@ -209,6 +210,7 @@ class NumericalCheck:
         seed: seed of the random inputs.
         batch: the batch size of the random inputs.
         shapes: explicit input shapes (unknown dimensions other than the batch are 1 otherwise).
+        check_inputs: the user's own sample inputs instead of random ones (see `sample_inputs`).
     """
 
     def __init__(
@@ -220,16 +222,28 @@ class NumericalCheck:
         seed: int = 0,
         batch: int = 2,
         shapes: Mapping[str, Sequence[int]] | None = None,
+        check_inputs: Any = None,
     ) -> None:
         self.original = original
         self.rtol, self.atol, self.seed = rtol, atol, seed
-        self.feeds = random_inputs(original, batch, seed=seed, shapes=shapes, unknown_dims=1)
+        self.given = check_inputs is not None
+        if check_inputs is not None:
+            self.feeds = sample_inputs(original, check_inputs)
+        else:
+            self.feeds = random_inputs(original, batch, seed=seed, shapes=shapes, unknown_dims=1)
         self._reference: dict[str, Any] = {}
 
     def _outputs(self, graph_def: Any, fetches: list[str]) -> dict[str, Any]:
+        from tfcpu.errors import ModelError
         from tfcpu.graph._execute import run_graph
 
-        return dict(zip(fetches, run_graph(graph_def, self.feeds, fetches, grappler=False), strict=True))
+        try:
+            values = run_graph(graph_def, self.feeds, fetches, grappler=False)
+        except ModelError as exc:
+            if self.given or graph_def is not self.original.graph_def:
+                raise
+            raise invalid_inputs(self.original, exc) from exc
+        return dict(zip(fetches, values, strict=True))
 
     def against(self, candidate: Model, *, label: str = "original vs optimised") -> CheckResult:
         """Compare ``candidate`` with the original; a changed shape or dtype is a PassError."""
@@ -254,6 +268,70 @@ class NumericalCheck:
         return CheckResult.from_comparison(comparison, seed=self.seed, stands_for=probes)
 
 
+#: How a user gives the check valid inputs, for messages.
+CHECK_INPUTS_HINT = (
+    "give sample inputs: check_inputs={'name': array, ...} (or a .npz file keyed by input name) on "
+    "GraphOptimizer.run / Quantizer.run, or --check-inputs FILE.npz on `tfcpu optimize` / `tfcpu quantize`"
+)
+
+
+def sample_inputs(model: Model, data: Any) -> dict[str, Any]:
+    """The user's sample inputs as one checked feed: a dict of arrays by input name, or a path to a
+    ``.npz`` file keyed by input name (``.npy`` for one input), read and checked by the calibration
+    reader (`tfcpu.quantize.calibration.materialise`: names, dtypes, shapes, no NaN); all samples
+    are one batch.
+    """
+    import os
+
+    import numpy as np
+
+    from tfcpu.errors import ConfigError
+    from tfcpu.quantize.calibration import is_file_source, load_files, materialise
+
+    if is_file_source(data):
+        loaded = load_files(data)
+        if isinstance(loaded, list):
+            raise ConfigError(
+                "check inputs are one file, not a directory",
+                where=os.fspath(data),
+                hint="save one .npz keyed by input name: numpy.savez(path, name=array, ...)",
+            )
+        data = loaded
+    if not isinstance(data, Mapping | np.ndarray):
+        raise ConfigError(
+            f"check inputs must be a dict of arrays by input name or a .npz path, got {type(data).__name__}",
+            hint=CHECK_INPUTS_HINT,
+        )
+    if isinstance(data, Mapping):
+        data = {str(k): np.asarray(v) for k, v in data.items()}
+        size = max((len(v) for v in data.values() if v.ndim), default=1)
+    else:
+        size = len(data) if data.ndim else 1
+    (batch,) = materialise(model, data, batches=1, batch_size=max(1, size))
+    return batch
+
+
+def invalid_inputs(model: Model, exc: Exception) -> Exception:
+    """The original graph failed on generated inputs: say which inputs were guessed and how to give real ones."""
+    from tfcpu.errors import ConfigError
+    from tfcpu.graph._input_ranges import input_ranges
+
+    ranges = input_ranges(model)
+    guessed = [r.line() for r in ranges.values() if not r.derived]
+    derived = [r.line() for r in ranges.values() if r.derived]
+    why = f"{getattr(exc, 'what', str(exc))} ({getattr(exc, 'why', '')})".replace(" ()", "")
+    if guessed:
+        why += "; tfcpu could not read a valid range for " + "; ".join(guessed)
+    if derived:
+        why += "; read from the graph: " + "; ".join(derived)
+    return ConfigError(
+        "the numerical check cannot build valid inputs for this model: the original graph fails on them",
+        where=getattr(exc, "where", None) or model.source,
+        why=why,
+        hint=CHECK_INPUTS_HINT,
+    )
+
+
 def compare_models(
     original: Model,
     optimised: Model,
@@ -263,6 +341,7 @@ def compare_models(
     seed: int = 0,
     batch: int = 2,
     shapes: Mapping[str, Sequence[int]] | None = None,
+    check_inputs: Any = None,
 ) -> CheckResult:
     """Run both models on the same seeded random inputs and compare every output.
 
@@ -279,8 +358,11 @@ def compare_models(
         seed: seed of the random inputs.
         batch: batch size of the random inputs.
         shapes: explicit input shapes, by input name.
+        check_inputs: the user's sample inputs instead of random ones (dict by input name or ``.npz`` path).
     """
-    check = NumericalCheck(original, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes)
+    check = NumericalCheck(
+        original, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes, check_inputs=check_inputs
+    )
     return check.against(optimised)
 
 

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tfcpu.errors import ConfigError
+from tfcpu.graph._input_ranges import INTEGER_HIGH  # integers that index no table found in the graph
 
 if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.graph._input_ranges import InputRange
     from tfcpu.graph.model import Model, TensorSpec
 
 __all__ = ["INTEGER_HIGH", "check_inputs", "random_inputs", "shape_for"]
-
-#: Random integer inputs are drawn from ``[0, INTEGER_HIGH)``: small enough to index any
-#: embedding, Gather or one-hot of at least that many rows.
-INTEGER_HIGH = 8
 
 
 def shape_for(
@@ -120,10 +118,15 @@ def random_inputs(
     seed: int = 0,
     shapes: Mapping[str, Sequence[int]] | None = None,
     unknown_dims: int | None = None,
+    ranges: Mapping[str, InputRange] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded random values for every input of ``model``, keyed by tensor name (``x:0``).
 
-    Floats are standard normal, integers uniform in ``[0, INTEGER_HIGH)``, booleans fair coins.
+    Valid values, read from the graph (`tfcpu.graph._input_ranges.input_ranges`): an integer
+    input that indexes an embedding table (Gather, OneHot) is uniform in ``[0, rows)``, a mask
+    is 0/1, other integers are in ``[0, INTEGER_HIGH)``; floats are standard normal (``ranges``
+    from ``input_ranges(model, floats=True)`` give pixels or normalised values instead, as
+    synthetic calibration does), booleans fair coins.
     One ``numpy.random.default_rng(seed)`` stream is drawn in signature order, so the same
     model, batch size and seed give the same arrays wherever they are made.
 
@@ -134,10 +137,14 @@ def random_inputs(
         shapes: explicit shapes by input name (``"x"`` or ``"x:0"``); they win over the signature.
         unknown_dims: the size of other unknown dimensions; ``None`` (default) refuses them with
             a ConfigError that asks for ``shapes=`` (a benchmark must not silently pick a size).
+        ranges: what each input expects, by tensor name (default: read from the graph, floats N(0, 1)).
     """
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1", where=repr(batch_size))
+    from tfcpu.graph._input_ranges import draw, input_ranges
+
     planned = check_inputs(model, batch_size, shapes, unknown_dims=unknown_dims)
+    known = ranges if ranges is not None else input_ranges(model)
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for spec, (shape, dtype) in zip(model.inputs, planned, strict=True):
@@ -147,10 +154,11 @@ def random_inputs(
                 where=model.source,
                 hint="feed real data for this input",
             )
-        if dtype.kind == "f":
-            out[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            out[spec.name] = rng.integers(0, INTEGER_HIGH, size=shape).astype(dtype)
+        item = known.get(spec.name)
+        if item is None:
+            from tfcpu.graph._input_ranges import InputRange
+
+            kind = {"f": "normal", "b": "bool"}.get(dtype.kind, "integer")
+            item = InputRange(spec.name, kind, INTEGER_HIGH, derived=False)
+        out[spec.name] = draw(item, shape, dtype, rng)
     return out

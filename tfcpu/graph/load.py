@@ -314,11 +314,34 @@ def _from_keras(model: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, 
             hint="build or call the model once so its input shapes are known",
         ) from exc
 
+    keys = _dict_input_keys(model)  # keras-hub models take a dict by input name (issue 27)
+
     def call(*args: Any) -> Any:
+        if keys is not None:
+            return model(dict(zip(keys, args, strict=True)), training=False)
         return model(args[0] if len(args) == 1 else list(args), training=False)
 
     function = tf.function(call).get_concrete_function(*specs)
     return _from_function(function, inputs, outputs, source)
+
+
+def _dict_input_keys(model: Any) -> list[str] | None:
+    """The dict key of each of ``model.inputs`` (in that order) when the model takes a dict, else None."""
+    struct = getattr(model, "_inputs_struct", None)
+    if not isinstance(struct, dict):
+        try:
+            struct = model.input
+        except (AttributeError, ValueError):  # a model never called has no input structure
+            return None
+    if not isinstance(struct, dict):
+        return None
+    keys: list[str] = []
+    for tensor in model.inputs:
+        found = [key for key, value in struct.items() if value is tensor]
+        if len(found) != 1:
+            return None
+        keys.append(str(found[0]))
+    return keys
 
 
 def _clean(name: str) -> str:

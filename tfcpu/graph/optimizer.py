@@ -309,6 +309,7 @@ class GraphOptimizer:
         dump_dir: str | os.PathLike[str] | None = None,
         check_each_pass: bool = False,
         instruments: Sequence[PassInstrument] = (),
+        check_inputs: Any = None,
     ) -> OptimizationResult:
         """Run every pass on a copy of ``model``'s graph and check the result numerically.
 
@@ -329,6 +330,10 @@ class GraphOptimizer:
             dump_dir: write the input graph and each pass's output there (``result.dumped``).
             check_each_pass: check after every pass that changed the graph; stop at the first that diverges.
             instruments: more `PassInstrument` hooks.
+            check_inputs: sample inputs for the check instead of random ones: a dict of arrays by
+                input name, or a ``.npz`` file keyed by input name (all samples run as one batch).
+                Without them integer inputs are read from the graph: ids below the size of the
+                embedding table they index, masks 0/1; an input tfcpu cannot read is named in the error.
         """
         if not isinstance(model, Model):
             raise ConfigError(
@@ -342,9 +347,9 @@ class GraphOptimizer:
             check_number(
                 value, name, where="GraphOptimizer.run", minimum=0, hint="tolerances must be finite and non-negative"
             )
-        numerical = NumericalCheck(model, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes) if (
-            check or check_each_pass
-        ) else None  # fmt: skip
+        numerical = NumericalCheck(
+            model, rtol=rtol, atol=atol, seed=seed, batch=batch, shapes=shapes, check_inputs=check_inputs
+        ) if (check or check_each_pass) else None  # fmt: skip
         timer = PassTimer() if timing else None
         dumper = PassDumper(dump_dir) if dump_dir is not None else None
         checker = PassChecker(numerical) if check_each_pass and numerical is not None else None

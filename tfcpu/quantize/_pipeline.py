@@ -92,12 +92,19 @@ def prepare(plan: Quantizer, model: Model, seed: int) -> Prepared:
             model, plan.calibration, batches=plan.calibration_batches, batch_size=plan.calibration_batch_size, seed=seed
         )
         synthetic = isinstance(plan.calibration, str) and plan.calibration == "synthetic"
+        assumed: tuple[str, ...] = ()
+        if synthetic:
+            from tfcpu.graph._input_ranges import describe, input_ranges
+
+            assumed = tuple(describe(input_ranges(model, floats=True)))
+            log.info("synthetic calibration of %s assumes: %s", model.source, "; ".join(assumed))
         calibration = Calibration(
             source=describe_source(plan.calibration),
             batches=len(batches),
             batch_size=batch_size_of(batches),
             samples=sum(batch_size_of([b]) for b in batches),
             synthetic=synthetic,
+            assumed=assumed,
         )
     # The quantised graph needs oneDNN: the one policy decides, and sets it if TensorFlow has not started.
     onednn = ensure_in_process(decide_onednn(needs_onednn=True))
@@ -122,8 +129,17 @@ def optimise(prepared: Prepared) -> Prepared:
         return prepared
     from tfcpu.graph.optimizer import GraphOptimizer
 
-    result = GraphOptimizer.default().run(model)
+    result = GraphOptimizer.default().run(model, check_inputs=_check_inputs(prepared))
     return replace(prepared, fp32=result.model, optimization=result)
+
+
+def _check_inputs(prepared: Prepared) -> Any:
+    """The user's check inputs, else the first batch of real calibration data, else None (generated)."""
+    if prepared.plan.check_inputs is not None:
+        return prepared.plan.check_inputs
+    if prepared.batches and prepared.calibration is not None and not prepared.calibration.synthetic:
+        return prepared.batches[0]
+    return None
 
 
 def build_result(prepared: Prepared, outcome: Outcome) -> QuantizationResult:
@@ -278,6 +294,10 @@ def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, 
     from tfcpu.quantize.quantizer import _agreement
 
     batches = list(prepared.batches)
+    if not batches and prepared.plan.check_inputs is not None:
+        from tfcpu.graph._check import sample_inputs
+
+        batches = [sample_inputs(prepared.fp32, prepared.plan.check_inputs)]
     if not batches:
         from tfcpu.graph.compare import random_inputs
 
@@ -287,8 +307,26 @@ def _agree(prepared: Prepared, candidate: Model, label: str) -> tuple[dict[str, 
     comparison = _agreement(prepared.fp32, candidate, batches, label, in_child=not prepared.onednn)
     for reason in comparison.degenerate:
         prepared = prepared.warn(f"the {label.upper()} agreement check: {reason}")
+    prepared = _drift(prepared, candidate, batches, comparison.cosine, label)
     fields = {"top1_agreement": comparison.top1, "max_abs_diff": comparison.max_abs, "cosine": comparison.cosine}
     return fields, prepared
+
+
+def _drift(
+    prepared: Prepared, candidate: Model, batches: list[dict[str, Any]], cosine: float | None, label: str
+) -> Prepared:
+    """A low INT8 agreement names the layers that drift most and the fix (`tfcpu.quantize._drift`)."""
+    from tfcpu.quantize._drift import DRIFT_COSINE, drift_warning, layer_drift
+
+    if label != "int8" or cosine is None or cosine >= DRIFT_COSINE:
+        return prepared
+    try:
+        drifts = layer_drift(prepared.fp32, candidate, batches, in_child=not prepared.onednn)
+    except Exception as exc:  # noqa: BLE001 - the per-layer report is advice; the result stands without it
+        log.info("no per-layer drift for %s: %s", prepared.source.source, exc)
+        drifts = []
+    synthetic = prepared.calibration is not None and prepared.calibration.synthetic
+    return prepared.warn(drift_warning(cosine, drifts, synthetic=synthetic))
 
 
 # -- BF16 -----------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ Accepted forms (see `tfcpu.Quantizer.calibrate()`):
   arrays in input order, or an ``(inputs, labels)`` pair (labels are ignored);
 * a ``tf.data.Dataset`` yielding any of those batch forms;
 * a callable taking no argument and returning any of the forms above (e.g. a generator function);
-* ``"synthetic"`` — seeded random batches; fine for speed tests, meaningless for accuracy;
+* ``"synthetic"`` — seeded random batches in the range each input expects, read from the graph
+  (token ids below the vocabulary size, 0/1 masks, pixels 0..255 for a model with a built-in
+  ``Rescaling``, values a built-in ``Normalization`` maps to N(0, 1); `Calibration.assumed` says
+  which); fine for speed tests, no substitute for real data;
 * a path (``str`` or ``os.PathLike``) to a ``.npy`` file (samples along axis 0, cut into batches)
   or to a directory of ``.npy`` files (one batch each, sorted by name); for a model with several
   inputs, a ``.npz`` file keyed by input name (``numpy.savez(path, input_ids=..., attention_mask=...)``,
@@ -35,7 +38,7 @@ import numpy as np
 
 from tfcpu.errors import ConfigError
 from tfcpu.graph.model import Model, tensor_name
-from tfcpu.runtime.feeds import check_array, synthetic_batch
+from tfcpu.runtime.feeds import check_array
 
 __all__ = [
     "SYNTHETIC",
@@ -62,13 +65,19 @@ Batch = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the calibration actually used (part of `QuantizationResult`)."""
+    """What the calibration actually used (part of `QuantizationResult`).
+
+    ``assumed``: for synthetic data, what each input was assumed to hold, read from the graph
+    (`tfcpu.graph._input_ranges`): ids below their table's size, 0/1 masks, pixels 0..255 behind a
+    built-in rescaling, values a built-in normalisation maps to N(0, 1), else N(0, 1).
+    """
 
     source: str
     batches: int
     batch_size: int
     samples: int
     synthetic: bool
+    assumed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +86,7 @@ class Calibration:
             "batch_size": self.batch_size,
             "samples": self.samples,
             "synthetic": self.synthetic,
+            "assumed": list(self.assumed),
         }
 
     @classmethod
@@ -88,6 +98,7 @@ class Calibration:
                 batch_size=int(data["batch_size"]),
                 samples=int(data["samples"]),
                 synthetic=bool(data["synthetic"]),
+                assumed=tuple(str(a) for a in data.get("assumed", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError("not a Calibration record", why=f"{type(exc).__name__}: {exc}") from exc
@@ -224,8 +235,12 @@ def describe_source(data: Any) -> str:
 def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None, seed: int = 0) -> list[Batch]:
     """Return up to ``batches`` checked batches (dict by input tensor name) for ``model``."""
     if isinstance(data, str) and data == SYNTHETIC:
+        from tfcpu.graph._input_ranges import input_ranges
+        from tfcpu.graph.compare import random_inputs
+
         size = batch_size or 8
-        return [synthetic_batch(model, size, seed=seed + i) for i in range(batches)]
+        ranges = input_ranges(model, floats=True)  # what the model's own preprocessing expects
+        return [random_inputs(model, size, seed=seed + i, ranges=ranges) for i in range(batches)]
     source = describe_source(data)
     if is_file_source(data):
         spec = data

@@ -93,6 +93,7 @@ class Quantizer:
     topology: Topology | None = field(default=None, compare=False)
     target: str = "tensorflow"
     rest: str = "fp32"
+    check_inputs: Any = field(default=None, compare=False, repr=False)
 
     # -- precision ------------------------------------------------------------------------
     def int8(self, per_channel: bool = True, symmetric: bool = True, algorithm: str = "minmax") -> Quantizer:
@@ -247,7 +248,7 @@ class Quantizer:
         return "\n".join(f"{k}: {v}" for k, v in d.items())
 
     # -- running ------------------------------------------------------------------------
-    def run(self, model: Model, *, seed: int = 0) -> QuantizationResult:
+    def run(self, model: Model, *, seed: int = 0, check_inputs: Any = None) -> QuantizationResult:
         """Quantise ``model`` (never modified) and return a `QuantizationResult`.
 
         The terminal call: the machine is read here (``Topology.detect()`` unless a topology was
@@ -257,6 +258,10 @@ class Quantizer:
         Args:
             model: the FP32 Model; returned unchanged (the same object) when there is nothing to do.
             seed: seed of synthetic calibration batches.
+            check_inputs: sample inputs for the optimiser's numerical check and the agreement check
+                when there is no real calibration data: a dict of arrays by input name or a ``.npz``
+                file keyed by input name (see `tfcpu.GraphOptimizer.run`). Real calibration data
+                serves as check inputs without it.
 
         Raises:
             ConfigError: not a Model, no calibration data for INT8, bad calibration data, or a
@@ -310,7 +315,8 @@ class Quantizer:
                 where="Quantizer.run",
                 hint=f"use one of {sorted(f'{t}/{p}' for t, p in pipelines)}",
             )
-        return pipeline(self, model, seed)
+        plan = self if check_inputs is None else replace(self, check_inputs=check_inputs)
+        return pipeline(plan, model, seed)
 
     # -- helpers (used by the pipeline) ---------------------------------------------------
     def _quantize(self, fp32: Model, batches: list[dict[str, Any]], kept: tuple[str, ...]) -> Model:

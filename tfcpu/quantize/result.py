@@ -332,6 +332,7 @@ class QuantizationResult(TextTable):
                 f"calibration: {c.source}, {c.batches} batches of {c.batch_size} ({c.samples} samples)"
                 + (" — synthetic: accuracy numbers are meaningless" if c.synthetic else "")
             )
+            lines.extend(f"synthetic calibration assumed {a}" for a in c.assumed)
         if self.fp32_metric is not None:
             loss = self.relative_loss
             int8 = "n/a" if self.int8_metric is None else f"{self.int8_metric:.4g}"

@@ -162,8 +162,9 @@ def synthetic_batch(
 ) -> dict[str, np.ndarray]:
     """Seeded random inputs for every model input: `tfcpu.graph.compare.random_inputs()`.
 
-    Kept as the runtime's name for the one generator (floats ~ N(0,1), integers in [0, 8),
-    unknown dimensions other than the batch need ``shapes``).
+    Kept as the runtime's name for the one generator (floats ~ N(0,1); integers below the size of
+    the embedding table they index, masks 0/1, read from the graph; unknown dimensions other than
+    the batch need ``shapes``).
     """
     from tfcpu.graph.compare import random_inputs
 
