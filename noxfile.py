@@ -98,8 +98,9 @@ def _benchmark(session: nox.Session, script: str, install: str = ".") -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO FP32/INT8 (benchmarks/peers.py)."""
-    _benchmark(session, "peers.py", ".[bench]")
+    """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO, ONNX Runtime and LiteRT,
+    each checked against TensorFlow's outputs (benchmarks/peers.py; ``-- --model encoder`` for the encoder)."""
+    _benchmark(session, "peers.py", ".[openvino,peers]")
 
 
 @nox.session(name="bench-int8", python=PYTHON)

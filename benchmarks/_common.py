@@ -229,7 +229,10 @@ def inc_alone(fp32: Any, batches: list[dict[str, Any]]) -> Any:
 
         def __iter__(self):  # type: ignore[no-untyped-def]
             for b in batches:
-                yield b[name], np.zeros(len(b[name]))
+                # one input: the array; several (an encoder's ids and mask): a dict by node name, which INC
+                # pairs with its input tensors by name
+                inputs = b[name] if len(b) == 1 else {k.split(":")[0]: v for k, v in b.items()}
+                yield inputs, np.zeros(len(b[name]))
 
     with tempfile.TemporaryDirectory(prefix="bench-inc-") as tmp, contextlib.chdir(tmp):
         q = quantize_model(fp32.graph_def, StaticQuantConfig(), Loader(), calib_iteration=len(batches))
