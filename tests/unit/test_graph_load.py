@@ -174,7 +174,7 @@ def test_save_is_atomic_and_round_trips(tmp_path: Path, pb: Path):
         again = tfcpu.load(path, outputs="out")
         assert again.graph_def == model.graph_def
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pb", "a.pbtxt", "tf1.pb"]
-    with pytest.raises(ModelError, match=r"\.pb or \.pbtxt"):
+    with pytest.raises(ModelError, match=r"\.pb, \.pbtxt, \.xml, or a directory"):
         model.save(tmp_path / "a.onnx")
 
 
