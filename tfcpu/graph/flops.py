@@ -13,6 +13,11 @@ sequence 128), lets TensorFlow's shape inference propagate it, and counts per no
 A node is *quantised* when its op type contains ``Quantized`` (INC's ``_QuantizedMatMul``,
 ``_QuantizedBatchMatMul``, ``_FusedQuantizedConv2D``...). `FlopShare` says how much of
 the counted compute ran in INT8 (``share``), per op type.
+
+Calls to library functions (``PartitionedCall``, Keras' XLA grouped convolutions) are counted
+by what is inside them: the count inlines them first (`tfcpu.graph.passes.inline_functions`).
+A call that cannot be inlined and holds counted ops is named in ``hidden``; ``share`` is then
+``None``, because the FLOPs inside it are unknown and any share would be overstated.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class FlopShare:
 
     rows: tuple[FlopRow, ...]
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    hidden: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -57,8 +63,11 @@ class FlopShare:
         return sum(r.flops for r in self.rows if r.quantized)
 
     @property
-    def share(self) -> float:
-        """Quantised FLOPs / all counted FLOPs (0.0 for a graph with none)."""
+    def share(self) -> float | None:
+        """Quantised FLOPs / all counted FLOPs (0.0 for a graph with none); None when function
+        calls that hold counted ops could not be looked into (``hidden``)."""
+        if self.hidden:
+            return None
         return self.quantized / self.total if self.total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,12 +77,14 @@ class FlopShare:
             "total": self.total,
             "quantized": self.quantized,
             "share": self.share,
+            "hidden": list(self.hidden),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FlopShare:
         shapes = tuple((str(k), tuple(int(d) for d in v)) for k, v in data.get("shapes", {}).items())
-        return cls(tuple(FlopRow.from_dict(r) for r in data["rows"]), shapes)
+        hidden = tuple(str(h) for h in data.get("hidden", ()))
+        return cls(tuple(FlopRow.from_dict(r) for r in data["rows"]), shapes, hidden)
 
 
 def _prod(values: Sequence[int | None]) -> int | None:
@@ -135,6 +146,7 @@ def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]], *, include
         include_conv: count ``Conv2D``-like ops too (off: the share of MatMul/Einsum FLOPs).
     """
     from tfcpu.graph.passes._shapes import infer
+    from tfcpu.graph.passes.inline_functions import inline_calls
 
     fixed = type(graph_def)()
     fixed.CopyFrom(graph_def)
@@ -146,6 +158,7 @@ def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]], *, include
             shape.unknown_rank = False
             for d in wanted[node.name]:
                 shape.dim.add().size = d
+    fixed, left = inline_calls(fixed, (), ())
     static = infer(fixed)
     rows: dict[str, list[int]] = {}
     for node in fixed.node:
@@ -158,4 +171,34 @@ def matmul_flops(graph_def: Any, shapes: Mapping[str, Sequence[int]], *, include
     return FlopShare(
         tuple(FlopRow(op, n, f, "Quantized" in op) for op, (n, f) in sorted(rows.items())),
         tuple(sorted(wanted.items())),
+        _hidden(fixed, [skip.node for skip in left], include_conv),
     )
+
+
+def _hidden(graph_def: Any, calls: Sequence[str], include_conv: bool) -> tuple[str, ...]:
+    """The calls left in ``graph_def`` whose functions (or functions they call) hold counted ops."""
+    library = {f.signature.name: f for f in graph_def.library.function}
+
+    def holds(name: str, seen: set[str]) -> bool:
+        if name in seen or name not in library:
+            return False
+        seen.add(name)
+        for node in library[name].node_def:
+            if _counted(node.op, include_conv) or any(holds(f, seen) for f in _functions_of(node)):
+                return True
+        return False
+
+    nodes = {n.name: n for n in graph_def.node}
+    return tuple(c for c in calls if c in nodes and any(holds(f, set()) for f in _functions_of(nodes[c])))
+
+
+def _functions_of(node: Any) -> list[str]:
+    """Library functions a node refers to: its op (a direct call) and its function attributes."""
+    names = [str(node.op)]
+    for value in node.attr.values():
+        kind = value.WhichOneof("value")
+        if kind == "func":
+            names.append(str(value.func.name))
+        elif kind == "list":
+            names.extend(str(f.name) for f in value.list.func)
+    return names

@@ -519,6 +519,10 @@ def _from_graph_def(
             raise ModelError(
                 "cannot infer the outputs: the graph has no sink node", where=source, hint="pass outputs=[...]"
             )
+    from tfcpu.graph.passes.inline_functions import plain_ops
+
+    # Keras runs Conv2D(groups>1) as an XLA function: inline calls, ungroup convolutions (issue 27)
+    graph_def = plain_ops(graph_def, inputs, outputs)
     in_specs = _specs(graph_def, inputs, nodes, source, "input")
     out_specs = _specs(graph_def, outputs, nodes, source, "output")
     return Model(graph_def=graph_def, inputs=in_specs, outputs=out_specs, source=source)

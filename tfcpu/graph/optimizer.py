@@ -223,6 +223,14 @@ class GraphOptimizer:
     def fuse_layer_norm(self) -> GraphOptimizer:
         return self.add("fuse_layer_norm")
 
+    def inline_functions(self) -> GraphOptimizer:
+        """Inline calls to library functions (`inline_functions`; `tfcpu.load` already does)."""
+        return self.add("inline_functions")
+
+    def ungroup_convolutions(self) -> GraphOptimizer:
+        """Grouped Conv2D as depthwise or Split/Conv2D/ConcatV2 (`ungroup_convolutions`; `tfcpu.load` already does)."""
+        return self.add("ungroup_convolutions")
+
     @classmethod
     def default(cls) -> GraphOptimizer:
         """The paper's transform string, made to work on graphs from TF 2.x and Keras 3.

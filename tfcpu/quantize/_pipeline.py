@@ -274,16 +274,19 @@ def _bf16_remainder(qmodel: Model, prepared: Prepared) -> tuple[Model, Prepared]
 
 
 def _matmul_share(qmodel: Model, batches: list[dict[str, Any]]) -> float | None:
-    """The INT8 share of the graph's MatMul/Einsum FLOPs at the first calibration batch's shapes."""
+    """The INT8 share of the graph's MatMul/Einsum/Conv FLOPs at the first calibration batch's shapes
+    (what is inside function calls included; None when a call the count cannot open holds some)."""
     from tfcpu.graph.flops import matmul_flops
 
     if not batches:
         return None
     try:
-        share = matmul_flops(qmodel.graph_def, {k: v.shape for k, v in batches[0].items()})
+        share = matmul_flops(qmodel.graph_def, {k: v.shape for k, v in batches[0].items()}, include_conv=True)
     except Exception as exc:  # noqa: BLE001 - a report line, never a reason to fail the quantisation
         log.debug("no MatMul FLOP share for %s: %s", qmodel.source, exc)
         return None
+    if share.hidden:
+        log.warning("no INT8 FLOP share: function calls hide compute (%s)", ", ".join(share.hidden[:3]))
     return share.share if share.total else None
 
 
@@ -374,7 +377,11 @@ def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult
     """``.backend("openvino")``: INT8 through NNCF or BF16 inference precision (tfcpu/quantize/_nncf.py),
     from the same calibration data; the TensorFlow FP32 graph is optimised once first, like the TF path."""
     from tfcpu.quantize._nncf import quantizer_result
+    from tfcpu.runtime.backends._openvino_util import openvino_refusal
 
+    refusal = openvino_refusal(model)  # before the optimiser and calibration spend minutes on it
+    if refusal is not None:
+        raise refusal
     prepared = optimise(prepare(plan, model, seed))
     result = quantizer_result(
         prepared.fp32,

@@ -178,8 +178,9 @@ class QuantizationResult(TextTable):
             (rank-2 outputs with more than one class); None when not measured.
         max_abs_diff: largest absolute output difference on the calibration data.
         cosine: the lowest output cosine similarity with FP32 on the same data.
-        matmul_flop_share: the share of MatMul/BatchMatMul/Einsum FLOPs that run in INT8 (None
-            when the graph has none), at the calibration batch's shapes.
+        matmul_flop_share: the share of MatMul/BatchMatMul/Einsum/Conv2D FLOPs that run in INT8
+            (None when the graph has none, or when a function call the count cannot look into
+            holds some), at the calibration batch's shapes.
         calibration: what the calibration used.
         optimized: whether the graph that was quantised came out of GraphOptimizer (here, or before).
         optimization: the GraphOptimizer run this call made (None when it made none: ``.optimize(False)``,
@@ -348,7 +349,7 @@ class QuantizationResult(TextTable):
         if self.cosine is not None:
             lines.append(f"output cosine similarity with FP32: {self.cosine:.6f}")
         if self.matmul_flop_share is not None:
-            lines.append(f"INT8 share of MatMul/Einsum FLOPs: {self.matmul_flop_share:.1%}")
+            lines.append(f"INT8 share of MatMul/Einsum/Conv FLOPs: {self.matmul_flop_share:.1%}")
         if self.kept_fp32_nodes:
             lines.append(f"kept in FP32 for accuracy: {', '.join(self.kept_fp32_nodes)}")
         optimised = "no"

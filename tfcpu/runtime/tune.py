@@ -260,8 +260,10 @@ def tune(
     base = settings or InstanceSettings()
     names = check_names(list(backends or (base.backend,)), _backend_names(), "backend")
     asked = check_names(list(precisions), PRECISIONS, "precision")
+    notes: list[str] = []
     if "openvino" in names:
         _require_openvino()
+        names = _openvino_or_fallback(model, names, notes)
     topo = topology or Topology.detect()
     counts = list(cores_per_instance or core_counts(topo.usable_physical_cores))
     if not counts or any(k < 1 for k in counts):
@@ -271,7 +273,6 @@ def tune(
     sizes = list(batch_sizes or (options.batch_size if options is not None else 32,))
     synthetic = isinstance(calibration, str) and calibration == "synthetic"
     rule = accuracy or AccuracyRule(synthetic=synthetic)
-    notes: list[str] = []
     variants = prepare_variants(
         model,
         names,
@@ -331,6 +332,20 @@ def _require_openvino() -> None:
         missing = True
     if missing:
         raise MissingDependencyError("openvino", extra="openvino", purpose="tune --backend openvino runs OpenVINO")
+
+
+def _openvino_or_fallback(model: Model, names: tuple[str, ...], notes: list[str]) -> tuple[str, ...]:
+    """The backends to try: without OpenVINO when it cannot convert the model (found before anything is
+    measured), with its whole reason in ``notes``; TensorFlow instead when OpenVINO was the only one."""
+    from tfcpu.runtime.backends._openvino_util import openvino_refusal
+
+    refusal = openvino_refusal(model)
+    if refusal is None:
+        return names
+    kept = tuple(n for n in names if n != "openvino") or ("tensorflow",)
+    notes.append(f"openvino skipped, tuned on {', '.join(kept)}: {refusal.what} [{refusal.where}]: {refusal.why}")
+    log.warning("tune: %s; falling back to %s", refusal.what, ", ".join(kept))
+    return kept
 
 
 def _backend_names() -> tuple[str, ...]:

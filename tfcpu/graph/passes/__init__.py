@@ -23,6 +23,7 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     fold_shape_arithmetic,
     fuse_layer_norm,
     fuse_matmul_gelu,
+    inline_functions,
     merge_duplicate_constants,
     projections_to_matmul,
     remove_const_control_edges,
@@ -30,6 +31,7 @@ from tfcpu.graph.passes import (  # noqa: F401  (imported to register the passes
     strip_default_attrs,
     strip_unknown_attrs,
     strip_unused_nodes,
+    ungroup_convolutions,
 )
 from tfcpu.graph.passes._base import PASSES, Outcome, PassContext, PassInfo, PassReport, Skip, register_pass
 

@@ -123,18 +123,69 @@ def convert_graph(model: Model) -> Any:
     try:
         converted = ov.convert_model(graph_def, input=shapes, output=fetches)
     except Exception as exc:  # OpenVINO's frontends raise several types
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        why = next((line for line in lines if "Cannot create" in line or "No translator" in line), None)
-        raise RunnerError(
-            "OpenVINO cannot convert the graph",
-            where=model.source,
-            why=f"{type(exc).__name__}: {why or (lines[0] if lines else '')}",
-            hint="run it with the TensorFlow backend (backend='tensorflow'), or simplify the graph first",
-        ) from exc
+        raise conversion_error(model, exc) from exc
     for fetch, spec in zip(fetches, model.outputs, strict=True):
         port = next(p for p in converted.outputs if fetch in p.get_names())
         port.get_tensor().set_names({spec.name})  # the Model's name, and only it (OpenVINO keeps aliases)
     return converted
+
+
+#: Lines of OpenVINO's message that say where in OpenVINO's C++ the check sits, not why it failed.
+_NOISE = ("Check 'false' failed at", "FrontEnd API failed with", "To facilitate the conversion")
+
+
+def conversion_reason(exc: BaseException) -> str:
+    """OpenVINO's whole reason for refusing a graph: every line of its message (the failed ops'
+    detailed log and the summary naming them) but the C++ source locations of its own checks."""
+    lines = [line.rstrip() for line in str(exc).strip().splitlines() if line.strip()]
+    kept = [line for line in lines if not line.lstrip().startswith(_NOISE)]
+    return "\n".join(kept or lines) or type(exc).__name__
+
+
+def unconverted_ops(reason: str) -> list[str]:
+    """The op types OpenVINO's summary names ("Conversion is failed for: FFT2D", "No conversion rule
+    found for operations: X, Y", "No translator found for ... : X"), in order, without repeats."""
+    ops: list[str] = []
+    for line in reason.splitlines():
+        text = line.strip().lstrip("-").strip()
+        for marker in ("Conversion is failed for:", "No conversion rule found for operations:"):
+            if text.startswith(marker):
+                for op in text[len(marker) :].split(","):
+                    if op.strip() and op.strip() not in ops:
+                        ops.append(op.strip())
+    return ops
+
+
+def conversion_error(model: Model, exc: BaseException) -> RunnerError:
+    """The RunnerError for a graph OpenVINO cannot convert: the ops named in ``what``, the graph's nodes
+    of those types in ``where``, and OpenVINO's whole reason in ``why``."""
+    reason = conversion_reason(exc)
+    ops = unconverted_ops(reason)
+    nodes = [n.name for n in model.graph_def.node if n.op in ops] if model.graph_def is not None else []
+    where = model.source + (
+        f": node {nodes[0]}" + (f" and {len(nodes) - 1} more" if len(nodes) > 1 else "") if nodes else ""
+    )
+    what = "OpenVINO cannot convert the graph" + (f": it cannot convert {', '.join(ops)}" if ops else "")
+    return RunnerError(
+        what,
+        where=where,
+        why=f"{type(exc).__name__}: {reason}",
+        hint="run it with the TensorFlow backend (backend='tensorflow'); `tfcpu tune` falls back to it by itself",
+    )
+
+
+def openvino_refusal(model: Model) -> RunnerError | None:
+    """Whether OpenVINO can convert ``model``, found by converting it (seconds, before any other work):
+    None when it can (or the model is already an OpenVINO model), else the error to raise or report."""
+    if getattr(model, "ov_model", None) is not None or model.graph_def is None:
+        return None
+    try:
+        convert_graph(model)
+    except RunnerError as exc:
+        if isinstance(exc.__cause__, Exception) and exc.what.startswith("OpenVINO cannot convert"):
+            return exc
+        raise
+    return None
 
 
 def _with_fetch_nodes(graph_def: Any, model: Model) -> tuple[Any, list[str]]:
