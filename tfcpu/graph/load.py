@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tfcpu._lazy import import_tensorflow
-from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean
+from tfcpu.errors import ConfigError, GraphError, ModelError, did_you_mean, runtime_reason
 from tfcpu.graph._graphdef import parse_input, topological_order
 from tfcpu.graph.encoder import BUILTIN_MODELS, build_encoder
 from tfcpu.graph.model import SIGNATURE_KEYS, Model, TensorSpec, tensor_name
@@ -235,7 +235,7 @@ def _read_graph_def(path: Path) -> Any:
         try:
             text_format.Parse(data.decode("utf-8"), graph_def)
         except (text_format.ParseError, UnicodeDecodeError) as exc:
-            raise ModelError("not a text GraphDef", where=str(path), why=str(exc).splitlines()[0]) from exc
+            raise ModelError("not a text GraphDef", where=str(path), why=runtime_reason(exc)) from exc
         return graph_def
     try:
         graph_def.ParseFromString(data)
@@ -360,7 +360,7 @@ def _from_function(fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, 
             raise ModelError(
                 "cannot trace the tf.function",
                 where=source,
-                why=str(exc).splitlines()[0],
+                why=runtime_reason(exc),
                 hint="give it an input_signature, or pass fn.get_concrete_function(tf.TensorSpec(...))",
             ) from exc
     try:
@@ -545,7 +545,7 @@ def _specs(
     except (ValueError, TypeError, tf.errors.OpError) as exc:  # import validates ops, types and attributes
         text = str(exc).strip()
         raise ModelError(
-            "TensorFlow rejects the graph", where=source, why=text.splitlines()[0] if text else type(exc).__name__
+            "TensorFlow rejects the graph", where=source, why=runtime_reason(exc) if text else type(exc).__name__
         ) from exc
     specs = []
     for name in names:
@@ -553,7 +553,7 @@ def _specs(
         try:
             tensor = graph.get_tensor_by_name(full)
         except (KeyError, ValueError) as exc:
-            raise ModelError(f"the graph has no tensor {full!r}", where=source, why=str(exc).splitlines()[0]) from exc
+            raise ModelError(f"the graph has no tensor {full!r}", where=source, why=runtime_reason(exc)) from exc
         shape = None if tensor.shape.rank is None else tuple(tensor.shape.as_list())
         specs.append(TensorSpec(full, tensor.dtype.name, shape, tensor.op.type))
     return tuple(specs)
