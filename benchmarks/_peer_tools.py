@@ -10,6 +10,7 @@ installed (tests/unit/test_peer_tools.py).
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,8 @@ def ort_int8(fp32: Path, out: Path, batches: Sequence[Mapping[str, Any]], isa: I
     source, pre_note = fp32, "quant_pre_process failed; quantised as converted"
     for skip_symbolic in (False, True):  # its symbolic shape inference fails on some reshapes: retry without
         try:
-            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=skip_symbolic)
+            with contextlib.chdir(out.parent):  # its shape inference leaves temporary files in the cwd
+                quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=skip_symbolic)
         except Exception:  # noqa: BLE001 - ORT's pre-processing is advice, not a requirement
             continue
         source, pre_note = pre, "quant_pre_process" + (" (symbolic shapes skipped)" if skip_symbolic else "")
