@@ -107,6 +107,10 @@ def test_initialiser_that_writes_is_refused_before_tensorflow_loads(
     for command in (["inspect"], ["optimize", "-o", str(model.parent / "o.pb")], ["quantize", "-o", "q.pb"]):
         assert main([command[0], str(model), *command[1:]]) == 2
         assert "unsafe op" in capsys.readouterr().err
+    # bench in its own process, as a user runs it (it sets threads before TensorFlow starts)
+    proc = subprocess.run(["tfcpu", "bench", str(model), "--steps", "1", "--warmup", "0", "--batch-size", "1"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 2 and "unsafe op" in proc.stderr, proc.stderr[-2000:]
     assert not sentinel.exists() and not list(sentinel.parent.glob("written-by-model*"))
     assert not (model.parent / "o.pb").exists()
     assert _digest(model) == before
