@@ -13,7 +13,9 @@ through shared memory (`multiprocessing.shared_memory`):
 3. send ``ready`` with what this process sees (pid, affinity, the managed variables, threads, the
    backend's description), then serve ``run`` requests one at a time: the inputs are read in place
    from the parent's segment of the request's slot, the outputs written to this worker's own
-   segment of that slot (grown when too small, its name in the answer);
+   segment of that slot (grown when too small, its name in the answer), or a ``bench`` request
+   (`tfcpu.runtime.multi.run_instances`: warm up, ``armed``, wait for the common ``go`` time, the
+   timed region, ``result``);
 4. end on ``stop`` or when the request pipe closes (the parent is gone: nothing is left running).
 
 A failure to start is sent as ``failed`` (one line, `cause_line`) before exiting non-zero; a batch
@@ -182,7 +184,81 @@ def _run_one(backend: Any, segments: _Segments, msg: dict[str, Any]) -> dict[str
     return {"op": "done", "id": msg["id"], "shm": out.name, "outputs": described, "compute_s": compute}
 
 
-def _serve(rx: Connection, tx: Connection, runner: Any, segments: _Segments) -> None:
+def _bench_batches(model: Any, msg: dict[str, Any], options: Any) -> list[list[np.ndarray]]:
+    """The instance's batches: its shard of the saved arrays (loaded here), or its own seeded synthetic batch."""
+    from tfcpu.runtime.feeds import synthetic_batch
+
+    names = model.input_names
+    bs = options.batch_size
+    data = msg["data"]
+    if data["kind"] == "shard":
+        arrays = {n: np.load(p, mmap_mode="r") for n, p in dict(data["paths"]).items()}
+        lo, hi = int(data["lo"]), int(data["hi"])
+        return [[np.ascontiguousarray(arrays[n][s : min(s + bs, hi)]) for n in names] for s in range(lo, hi, bs)]
+    feed = synthetic_batch(model, bs, seed=int(data["seed"]) + int(msg["index"]), shapes=options.shape_map())
+    return [[feed[n] for n in names]]
+
+
+def _bench(rx: Connection, tx: Connection, runner: Any, msg: dict[str, Any]) -> bool:
+    """One ``bench`` request of `tfcpu.runtime.multi.run_instances`: warm, wait for ``go``, time, answer.
+
+    1. load the instance's data, run the first batch and the warm-up batches (``Backend.warm``), send
+       ``armed``;
+    2. wait for the parent's ``go`` (the same CLOCK_MONOTONIC time for every instance, sent once all
+       are armed; CLOCK_MONOTONIC is one clock for every process on the machine), sleep until it;
+    3. the timed region through ``Backend.timed`` (the one timed loop); the outputs, when asked for,
+       saved as ``.npy`` files in ``msg["outdir"]``; send ``result`` with a `WorkerResult` record.
+
+    Returns False when the parent sent ``stop`` or went away instead of ``go``.
+    """
+    from tfcpu.runtime._protocol import WorkerResult
+    from tfcpu.runtime.backends._base import BenchmarkOptions
+    from tfcpu.runtime.runner import repeat_feeds
+    from tfcpu.session.runtime import runtime_info
+
+    options = BenchmarkOptions.from_dict(msg["options"])
+    backend, model = runner.backend, runner.model
+    index = int(msg["index"])
+    sharded = msg["data"]["kind"] == "shard"
+    batches = _bench_batches(model, msg, options)
+    first_ms = backend.warm(batches[0], options.warmup) * 1000.0 if batches else 0.0
+    _send(tx, {"op": "armed", "first_run_ms": first_ms})
+    try:
+        go = json.loads(rx.recv_bytes())
+    except (EOFError, OSError):  # the parent is gone
+        return False
+    if go.get("op") != "go":
+        return False
+    at = float(go["at"])
+    while time.monotonic() < at:
+        time.sleep(0.0005)
+    deadline = at + options.duration if options.duration is not None and not sharded else None
+    feeds = iter(batches) if sharded else repeat_feeds(batches, options.timed_steps)
+    collect = bool(msg.get("collect"))
+    timing = backend.timed(feeds, deadline=deadline, collect=collect)
+    saved = []
+    if collect and timing.outputs:
+        for k, name in enumerate(model.output_names):
+            path = Path(msg["outdir"]) / f"out-{index}-{k}.npy"
+            np.save(path, np.concatenate([o[k] for o in timing.outputs]))
+            saved.append((name, str(path)))
+    result = WorkerResult(
+        index=index,
+        pid=os.getpid(),
+        first_run_ms=first_ms,
+        batches=timing.batches,
+        started_at=timing.started_at,
+        outputs=tuple(saved),
+        runtime=runtime_info().to_dict(),
+        backend=backend.describe(),
+        affinity=tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else (),
+    )
+    _send(tx, {"op": "result", "result": result.to_dict()})
+    return True
+
+
+def _serve(rx: Connection, tx: Connection, runner: Any, segments: _Segments) -> int:
+    """Answer requests until ``stop`` or the parent is gone (0); a failed ``bench`` ends the worker (1)."""
     from tfcpu.runtime.worker import cause_line
 
     backend = runner.backend
@@ -190,10 +266,20 @@ def _serve(rx: Connection, tx: Connection, runner: Any, segments: _Segments) -> 
         try:
             raw = rx.recv_bytes()
         except (EOFError, OSError):  # the parent is gone
-            return
+            return 0
         msg = json.loads(raw)
         if msg["op"] == "stop":
-            return
+            return 0
+        if msg["op"] == "bench":
+            try:
+                if not _bench(rx, tx, runner, msg):
+                    return 0
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the instance failed
+                cause = cause_line(exc)
+                sys.stderr.write(f"tfcpu pool worker {msg.get('index')}: {cause}\n")
+                _send(tx, {"op": "failed", "cause": cause})
+                return 1
+            continue
         try:
             header = _run_one(backend, segments, msg)
         except Exception as exc:  # noqa: BLE001 - one failed batch is answered; the worker keeps serving
@@ -222,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             _send(tx, {"op": "failed", "cause": cause})
             return 1
         _send(tx, {"op": "ready", "report": _report(config, runner, warm_ms)})
-        _serve(rx, tx, runner, segments)
-        return 0
+        return _serve(rx, tx, runner, segments)
     finally:
         segments.close()
 

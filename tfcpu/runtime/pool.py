@@ -269,15 +269,7 @@ class _Core:
 
     # -- start-up -----------------------------------------------------------------------------
     def start(self) -> None:
-        from tfcpu import formats
-
-        self.work = self.stack.enter_context(temp_dir("tfcpu-pool-"))
-        own = formats.for_model(self.model)
-        fmt = own
-        if own.directory:  # a SavedModel's graph is written as the file format of the same artefact
-            fmt = next(f for f in formats.FORMATS.values() if f.artefact == own.artefact and not f.directory)
-        self.format = fmt.name
-        self.model_file = self.model.save(self.work / f"model{fmt.suffixes[0]}", format=fmt.name)
+        self.prepare()
         for w in self.workers:
             self.launch(w)
         deadline = time.monotonic() + self.startup_timeout
@@ -289,6 +281,18 @@ class _Core:
             w.thread = threading.Thread(target=self.read_loop, args=(w,), name=f"tfcpu-pool-{w.index}", daemon=True)
             w.thread.start()
         self.ready_at = time.monotonic()
+
+    def prepare(self) -> None:
+        """Make the pool's temp dir and write the model there in its own format (before any worker starts)."""
+        from tfcpu import formats
+
+        self.work = self.stack.enter_context(temp_dir("tfcpu-pool-"))
+        own = formats.for_model(self.model)
+        fmt = own
+        if own.directory:  # a SavedModel's graph is written as the file format of the same artefact
+            fmt = next(f for f in formats.FORMATS.values() if f.artefact == own.artefact and not f.directory)
+        self.format = fmt.name
+        self.model_file = self.model.save(self.work / f"model{fmt.suffixes[0]}", format=fmt.name)
 
     def spec(self, w: _Worker) -> dict[str, Any]:
         return {
@@ -355,6 +359,18 @@ class _Core:
 
     def await_ready(self, w: _Worker, deadline: float) -> None:
         """Wait for ``w``'s ``ready`` (or its failure, exit, or the deadline): `InstanceError` unless ready."""
+        why = self.wait_ready(w, deadline)
+        if why:
+            raise InstanceError(
+                f"instance {w.index} of the pool did not start",
+                where=f"{w.where()}, model {self.model.source}",
+                why=why,
+                hint="run the model with tfcpu.Runner in this process to see the full error, or raise "
+                "startup_timeout for a model that takes long to load",
+            )
+
+    def wait_ready(self, w: _Worker, deadline: float) -> str:
+        """Wait for ``w``'s ``ready``: ``""`` once it is, else why not (its process then ended)."""
         assert w.rx is not None and w.proc is not None
         while True:
             why = ""
@@ -363,7 +379,7 @@ class _Core:
                     msg = json.loads(w.rx.recv_bytes())
                     if msg["op"] == "ready":
                         w.report = self._report(w, msg["report"])
-                        return
+                        return ""
                     why = str(msg.get("cause", msg))
             except (EOFError, OSError):
                 w.proc.poll()
@@ -378,13 +394,7 @@ class _Core:
                 why = "the pool was closed while it started"
             if why:
                 self.end_process(w)
-                raise InstanceError(
-                    f"instance {w.index} of the pool did not start",
-                    where=f"{w.where()}, model {self.model.source}",
-                    why=why,
-                    hint="run the model with tfcpu.Runner in this process to see the full error, or raise "
-                    "startup_timeout for a model that takes long to load",
-                )
+                return why
 
     def _report(self, w: _Worker, data: Mapping[str, Any]) -> WorkerReport:
         threads = data.get("threads") or (0, 0)
@@ -783,34 +793,24 @@ class Pool:
             plan = InstancePlan.for_topology(cores_per_instance=1)
         if not plan.instances:
             raise ConfigError("the plan has no instances", where=where)
-        options = dict(backend_options or {})
-        if backend_name == "openvino":
-            options.setdefault("streams", 1)
-        self.id = f"{os.getpid()}-{next(_POOL_IDS)}"
-        configs, envs = [], []
-        for inst in plan.instances:
-            cfg, child = _child_setup(model, inst, config, env or {}, debug=debug)
-            child[MARKER] = self.id
-            configs.append(cfg)
-            envs.append(child)
-        self.model = model
-        self.plan = plan
-        self.backend = backend_name
-        self._core = _Core(
+        self.id, self._core = new_core(
             model,
             plan,
-            configs,
-            envs,
+            config,
             backend=backend_name,
-            backend_options=options,
+            backend_options=backend_options or {},
+            env=env or {},
+            debug=debug,
             slots=slots,
             retries=retries,
             timeout=timeout,
             startup_timeout=startup_timeout,
             max_restarts=max_restarts,
             warm=warm,
-            pool_id=self.id.replace("-", "_"),
         )
+        self.model = model
+        self.plan = plan
+        self.backend = backend_name
         self._finalizer = weakref.finalize(self, _shutdown, self._core)
         try:
             self._core.start()
@@ -1022,8 +1022,65 @@ def _aiter(batches: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
     return _agen(batches)
 
 
+def new_core(
+    model: Model,
+    plan: InstancePlan,
+    config: SessionConfig | None,
+    *,
+    backend: str,
+    backend_options: Mapping[str, Any],
+    env: Mapping[str, str],
+    debug: bool,
+    threads: tuple[int, int] | None = None,
+    slots: int,
+    retries: int,
+    timeout: float,
+    startup_timeout: float,
+    max_restarts: int,
+    warm: bool,
+) -> tuple[str, _Core]:
+    """The pool's id and its state, every worker's whole config and environment decided (nothing started).
+
+    Shared by `Pool` and `tfcpu.runtime.multi.run_instances` (which drives the same workers with
+    ``bench`` requests). ``threads`` overrides every instance's ``(intra, inter)`` (``0``: the
+    runtime's defaults).
+    """
+    options = dict(backend_options)
+    if backend == "openvino":
+        options.setdefault("streams", 1)
+    pool_id = f"{os.getpid()}-{next(_POOL_IDS)}"
+    configs, envs = [], []
+    for inst in plan.instances:
+        cfg, child = _child_setup(model, inst, config, env, debug=debug, threads=threads)
+        child[MARKER] = pool_id
+        configs.append(cfg)
+        envs.append(child)
+    core = _Core(
+        model,
+        plan,
+        configs,
+        envs,
+        backend=backend,
+        backend_options=options,
+        slots=slots,
+        retries=retries,
+        timeout=timeout,
+        startup_timeout=startup_timeout,
+        max_restarts=max_restarts,
+        warm=warm,
+        pool_id=pool_id.replace("-", "_"),
+    )
+    return pool_id, core
+
+
 def _child_setup(
-    model: Model, inst: Instance, config: SessionConfig | None, extra: Mapping[str, str], *, debug: bool
+    model: Model,
+    inst: Instance,
+    config: SessionConfig | None,
+    extra: Mapping[str, str],
+    *,
+    debug: bool,
+    threads: tuple[int, int] | None = None,
 ) -> tuple[SessionConfig, dict[str, str]]:
     """One worker's whole config (with the oneDNN decision in it) and its process environment."""
     from tfcpu.session._resolve import MANAGED
@@ -1031,6 +1088,9 @@ def _child_setup(
     from tfcpu.session.xeon import preload_env
 
     cfg = instance_config(inst, config)
+    if threads is not None:
+        intra, inter = threads
+        cfg = cfg.with_intra_op_threads(intra).with_inter_op_threads(inter).with_omp_threads(intra or None)
     environ = {**os.environ, **extra}
     decision = decide_onednn(
         needs_onednn=model.needs_onednn,
