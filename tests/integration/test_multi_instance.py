@@ -27,16 +27,19 @@ from tfcpu.topology import Topology
 pytestmark = pytest.mark.slow
 
 
+WORKER = "tfcpu.runtime._pool_worker"  # run_instances runs on the pool's workers
+
+
 def _workers() -> list[psutil.Process]:
     me = psutil.Process()
-    return [p for p in me.children(recursive=True) if "tfcpu.runtime.worker" in " ".join(p.cmdline())]
+    return [p for p in me.children(recursive=True) if WORKER in " ".join(p.cmdline())]
 
 
 def _all_workers_on_machine(tag: str) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "tfcpu.runtime.worker" in cmd and tag in cmd:
+        if WORKER in cmd and tag in cmd:
             out.append(p)
     return out
 
@@ -198,4 +201,34 @@ def test_a_failing_worker_leads_with_its_cause_and_strict_raises_instance_error(
             BenchmarkOptions(batch_size=4, steps=2),
             settings=InstanceSettings(backend_options=(("streams", 2),), strict=True),
         )
+    assert _workers() == []
+
+
+def test_the_runners_whole_config_reaches_every_child() -> None:
+    """Issue 25: the Runner's with_onednn(False), KMP and extra variables are applied in each child."""
+    from tfcpu.runtime.runner import Runner
+    from tfcpu.session.config import SessionConfig
+
+    seen: dict[int, dict[str, str]] = {}
+
+    def read_env(p: psutil.Process) -> None:
+        for w in _workers():
+            seen[w.pid] = w.environ()
+
+    config = SessionConfig.for_topology().with_onednn(False).with_kmp(blocktime=7).with_env(TFCPU_TEST_ECHO="kept")
+    t = _after_start(0, read_env, delay=0.0)
+    res = Runner(echo_ids(), config).multi_instance(_plan(2), batch_size=4, warmup=1, duration=3.0)
+    t.join()
+    assert not res.partial, [i.error for i in res.instances]
+    for got in res.instances:  # read by TensorFlow in the child: oneDNN off because the config said so
+        assert got.benchmark is not None
+        runtime = got.benchmark.runtime
+        assert runtime["onednn_enabled"] is False and runtime["onednn_reason"] == "TF_ENABLE_ONEDNN_OPTS=0"
+        assert got.benchmark.config["intra_op_threads"] == 1  # the instance's threads, not the config's
+    assert len(seen) == 2, seen
+    for env in seen.values():
+        assert env["TF_ENABLE_ONEDNN_OPTS"] == "0"
+        assert env["KMP_BLOCKTIME"] == "7"
+        assert env["TFCPU_TEST_ECHO"] == "kept"
+        assert env["OMP_NUM_THREADS"] == "1" and env["TF_NUM_INTRAOP_THREADS"] == "1"
     assert _workers() == []

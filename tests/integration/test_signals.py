@@ -43,7 +43,7 @@ def _workers(marker: str) -> list[psutil.Process]:
     found = []
     for proc in _marked(marker):
         try:
-            if "tfcpu.runtime.worker" in proc.cmdline():
+            if "tfcpu.runtime._pool_worker" in proc.cmdline():  # run_instances runs on the pool's workers
                 found.append(proc)
         except psutil.Error:
             pass

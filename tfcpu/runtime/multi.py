@@ -3,24 +3,31 @@
 What the white paper's Appendix A does with ``nohup numactl ... &`` and a hand-summed
 ``nohup.out``, done so that it cannot silently lie:
 
-* one child per `Instance`, started inside the plan's pinning prefix
-  with the instance's environment (so thread variables are set before TensorFlow starts);
-* every child warms up, then waits at a barrier; the timed region starts for all at once;
-* parent and child talk through frozen, versioned values (`WorkerSpec`
-  in, `WorkerResult` out), JSON files, not scraped log lines;
+* the children are the pool's workers (`tfcpu.runtime.pool`, ``python -P -m
+  tfcpu.runtime._pool_worker``): one per `Instance`, started inside the plan's pinning prefix,
+  each applying its Instance's **whole** `SessionConfig` (the caller's config — a Runner's oneDNN
+  choice, KMP/OMP, ITEX, allocator, frozen weights — with the instance's threads and CPUs) before
+  TensorFlow starts, so a benchmark measures what `tfcpu.Pool` users run;
+* every child loads the model and sends ``ready``; it is sent a ``bench`` request (its data shard,
+  the timing options), warms up (``Backend.warm``) and answers ``armed``; once every child is armed
+  the parent sends all of them the same ``go`` time on CLOCK_MONOTONIC (one clock for every process
+  of the machine): the timed regions (``Backend.timed``) start together;
+* parent and child talk through small JSON messages on pipes, the answer a versioned
+  `WorkerResult`, not scraped log lines;
 * children start with ``python -P`` (the user's current directory is not on their ``sys.path``)
   and with the environment `tfcpu.session.precision.child_env()` builds (the oneDNN decision
   for the model's ops, TensorFlow's C++ start-up lines silenced);
-* a child that crashes or hangs is reported (exit code or signal, last log lines), the
-  others' results are kept and the aggregate is marked partial; every child runs in its own
-  process group, killed on deadline, and ended (SIGTERM, a grace period, SIGKILL:
-  `tfcpu._stop.end_groups`) on error, Ctrl-C or, under `tfcpu._stop.stop_signals` (every
-  ``tfcpu`` command), SIGTERM/SIGHUP; the temp dir goes with them, so nothing is left behind.
+* a child that crashes or hangs is reported (exit code or signal, its own cause, last log lines),
+  the others' results are kept and the aggregate is marked partial; every child runs in its own
+  process group, killed at its deadline (never restarted), and ended (SIGTERM, a grace period,
+  SIGKILL: `tfcpu._stop.end_groups`) on error, Ctrl-C or, under `tfcpu._stop.stop_signals`
+  (every ``tfcpu`` command), SIGTERM/SIGHUP; the temp dir goes with them, so nothing is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -30,27 +37,29 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from multiprocessing.connection import wait as wait_conns
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfcpu._io import atomic_write_text
-from tfcpu._stop import deferred, end_groups, temp_dir
 from tfcpu.errors import ConfigError, InstanceError
 from tfcpu.graph.model import Model
-from tfcpu.runtime._protocol import DataShard, WorkerPaths, WorkerResult, WorkerSpec
+from tfcpu.runtime._protocol import DataShard, WorkerResult
 from tfcpu.runtime._settings import InstanceSettings, from_keywords
 from tfcpu.runtime.backends._base import BenchmarkOptions, Timing
 from tfcpu.runtime.feeds import normalise_feed
 from tfcpu.runtime.results import InstanceResult, MultiInstanceResult
-from tfcpu.session.precision import child_env, decide_onednn
+from tfcpu.session._resolve import AFFINITY, BLOCKTIME, MANAGED, SETTINGS
 from tfcpu.session.xeon import preload_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.plan import Instance, InstancePlan
+    from tfcpu.runtime.pool import _Core, _Worker
+    from tfcpu.session.config import SessionConfig
 
-__all__ = ["InstanceSettings", "kill_group", "pinned_argv", "run_instances", "shard_bounds", "worker_argv"]
+__all__ = ["InstanceSettings", "kill_group", "pinned_argv", "run_instances", "shard_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +120,6 @@ def _tail(path: Path, lines: int = 20) -> tuple[str, ...]:
     return tuple(line for line in text.splitlines() if line.strip())[-lines:]
 
 
-@dataclass
-class _Child:
-    instance: Instance
-    proc: subprocess.Popen[bytes]
-    spec: WorkerSpec
-    log_path: Path
-    status: str = "running"
-    deadline: float = math.inf
-
-    @property
-    def ready(self) -> bool:
-        return Path(self.spec.paths.ready).exists()
-
-
-def worker_argv() -> list[str]:
-    """The worker's command line before the spec path: ``-P`` keeps the cwd off ``sys.path``."""
-    return [sys.executable, "-P", "-m", "tfcpu.runtime.worker"]
-
-
 def run_instances(
     model: Model,
     plan: InstancePlan,
@@ -138,9 +128,10 @@ def run_instances(
     data: Data = "synthetic",
     settings: InstanceSettings | None = None,
     progress: Progress | None = None,
+    config: SessionConfig | None = None,
     **keywords: Any,
 ) -> MultiInstanceResult:
-    """Run ``model`` in one pinned child per instance of ``plan`` and aggregate honestly.
+    """Run ``model`` on one pinned pool worker per instance of ``plan`` and aggregate honestly.
 
     Args:
         model: the model every instance runs.
@@ -153,6 +144,9 @@ def run_instances(
         settings: how the children are started and supervised (backend, threads, environment,
             timeouts, strictness); default ``InstanceSettings()``.
         progress: callback ``(phase, done, total)`` for progress bars.
+        config: the `SessionConfig` every child applies (oneDNN, KMP/OMP, ITEX, allocator, frozen
+            weights, extra variables; threads and CPUs are each instance's, `instance_config`);
+            ``settings`` (onednn, allocator, threads, env) is laid over it. Default: the instance's own.
         **keywords: the former keyword form, still accepted: ``batch_size``, ``warmup``, ``steps``,
             ``duration``, ``shapes``, ``seed`` (into ``options``) and ``threads``, ``env``,
             ``collect_outputs``, ``startup_timeout``, ``timeout`` (into ``settings``).
@@ -161,6 +155,8 @@ def run_instances(
         ConfigError: an invalid setting, before any child starts.
         InstanceError: with ``settings.strict``, when an instance failed (its cause first).
     """
+    from tfcpu.runtime.pool import new_core
+
     opts, cfg = from_keywords(options, settings, keywords)
     instances = tuple(plan.instances)
     if not instances:
@@ -169,40 +165,62 @@ def run_instances(
     sharded = not isinstance(data, str)
     if isinstance(data, str) and data != "synthetic":
         raise ConfigError(f"unknown data source {data!r}", hint='use "synthetic" or pass a dataset array')
-    with temp_dir("tfcpu-run-") as work:
-        _write_model(model, work)
+    # an OpenVINO IR has no TF graph: it runs on its own backend unless another was named
+    backend = model.preferred_backend if cfg.backend == "tensorflow" else cfg.backend
+    _, core = new_core(
+        model,
+        plan,
+        _session_config(instances[0], cfg, config),
+        backend=backend,
+        backend_options=dict(cfg.backend_options),
+        env=_extra_env(cfg),
+        debug=cfg.debug,
+        threads=cfg.threads,
+        slots=1,
+        retries=0,
+        timeout=cfg.deadline_after_start(opts),
+        startup_timeout=cfg.startup_timeout,
+        max_restarts=0,
+        warm=False,  # Backend.warm times the first real batch
+    )
+    try:
+        core.prepare()
+        assert core.work is not None
+        work = core.work
         shards = (
             _shards(model, data, work, len(instances), opts)
             if sharded
             else [DataShard(seed=opts.seed)] * len(instances)
         )
-        children: list[_Child] = []
-        try:
-            for inst, shard in zip(instances, shards, strict=True):
-                spec = _spec(model, inst, shard, work, opts, cfg)
-                with deferred():  # a stop between the start and the append would orphan the child
-                    children.append(_start(inst, spec, work, _env(model, inst, cfg), plan.method, cfg))
-            _wait_ready(children, cfg.startup_timeout, progress)
-            go = time.monotonic() + 0.05
-            from tfcpu.runtime.contention import ContentionProbe
+        runs = [_Run(w, shard) for w, shard in zip(core.workers, shards, strict=True)]
+        for run in runs:
+            core.launch(run.worker)
+            run.deadline = time.monotonic() + cfg.startup_timeout
+        _wait(core, runs, ("starting", "warming"), opts, cfg, work, "warm-up", progress)
+        go = time.monotonic() + 0.05
+        from tfcpu.runtime.contention import ContentionProbe
 
-            probe = ContentionProbe(sorted({c for inst in instances for c in inst.cpus})).start()
-            atomic_write_text(work / "go", repr(go))
-            for child in children:
-                if child.status == "running":
-                    child.deadline = go + cfg.deadline_after_start(opts)
-            _wait_done(children, progress)
-            contention = probe.stop()
-            from tfcpu.topology import Topology
+        probe = ContentionProbe(sorted({c for inst in instances for c in inst.cpus})).start()
+        atomic_write_text(work / "go", repr(go))  # the common start, for whoever watches the run
+        for run in runs:
+            if run.status == "armed":
+                run.deadline = go + cfg.deadline_after_start(opts)
+                if _tell(run, {"op": "go", "at": go}):
+                    run.status = "running"
+                else:
+                    _ended(core, run)
+        _wait(core, runs, ("running",), opts, cfg, work, "timed run", progress)
+        contention = probe.stop()
+        from tfcpu.topology import Topology
 
-            cpu = Topology.detect().summary()
-            results = [_collect(child, model, opts, cpu) for child in children]
-        finally:
-            end_groups([child.proc for child in children])
+        cpu = Topology.detect().summary()
+        results = [_collect(core, run, model, opts, cpu) for run in runs]
         outputs = _gather_outputs(results, model) if cfg.collect_outputs and sharded else None
-        result = replace(
-            _aggregate(results, plan.method, opts.batch_size, model.source, outputs), contention=contention.to_dict()
-        )
+    finally:
+        core.shutdown(drain=0.0)
+    result = replace(
+        _aggregate(results, plan.method, opts.batch_size, model.source, outputs), contention=contention.to_dict()
+    )
     if cfg.strict and result.partial:
         raise _instance_error(result, model.source)
     return result
@@ -230,140 +248,166 @@ def _shards(model: Model, data: Any, work: Path, n: int, opts: BenchmarkOptions)
     return [DataShard("shard", opts.seed, tuple(paths), lo, hi) for lo, hi in shard_bounds(n_items, n)]
 
 
-def _backend_options(backend: str, cfg: InstanceSettings) -> tuple[tuple[str, Any], ...]:
-    """The child's backend options: an OpenVINO instance runs one stream on its own cores unless told
-    otherwise (its threads are the instance's, from the config the worker builds)."""
-    options = dict(cfg.backend_options)
-    if backend == "openvino":
-        options.setdefault("streams", 1)
-    return tuple(sorted(options.items()))
+_KMP = {BLOCKTIME: "blocktime", SETTINGS: "settings", AFFINITY: "affinity"}
 
 
-def _spec(
-    model: Model, inst: Instance, shard: DataShard, work: Path, opts: BenchmarkOptions, cfg: InstanceSettings
-) -> WorkerSpec:
-    # an OpenVINO IR has no TF graph: it runs on its own backend unless another was named
-    backend = model.preferred_backend if cfg.backend == "tensorflow" else cfg.backend
-    return WorkerSpec(
-        index=inst.index,
-        source=model.source,
-        inputs=model.inputs,
-        outputs=model.outputs,
-        options=opts,
-        data=shard,
-        paths=WorkerPaths.in_dir(work, inst.index, _model_file(model)),
-        backend=backend,
-        backend_options=_backend_options(backend, cfg),
-        threads=cfg.threads or (inst.intra_op_threads, inst.inter_op_threads),
-        cpus=tuple(inst.cpus),
-        collect_outputs=cfg.collect_outputs,
-        startup_timeout=cfg.startup_timeout + 60,
-    )
+def _session_config(inst: Instance, cfg: InstanceSettings, config: SessionConfig | None) -> SessionConfig | None:
+    """The config every child applies: ``config`` (default: the instance's own) with ``cfg`` laid over it.
+
+    ``cfg.onednn`` and ``cfg.allocator`` set the config's; KMP variables in ``cfg.env`` become the
+    config's (the child applies its config, which would set them back otherwise). The threads
+    (``cfg.threads``) are each instance's, applied by `tfcpu.runtime.pool.new_core`.
+    """
+    env = dict(cfg.env)
+    kmp: dict[str, Any] = {_KMP[k]: v for k, v in env.items() if k in _KMP}
+    if "settings" in kmp:
+        kmp["settings"] = kmp["settings"].strip().lower() in ("1", "true", "yes", "on")
+    if config is None and cfg.onednn is None and cfg.allocator is None and not kmp:
+        return None
+    base = config if config is not None else inst.session_config()
+    if cfg.onednn is not None:
+        base = base.with_onednn(cfg.onednn)
+    if cfg.allocator is not None:
+        base = replace(base, allocator=cfg.allocator)
+    if kmp:
+        base = base.with_kmp(**kmp)
+    return base
 
 
-def _env(model: Model, inst: Instance, cfg: InstanceSettings) -> dict[str, str]:
-    """The child's environment: the instance's threads, the settings' extras, the one oneDNN decision."""
-    base = {**os.environ, **inst.env, **dict(cfg.env)}
-    decision = decide_onednn(needs_onednn=model.needs_onednn, explicit=cfg.onednn, environ=base)
-    log.debug("instance %d: %s", inst.index, decision.reason)
-    env = child_env(decision, base, debug=cfg.debug)
-    env.update(preload_env(cfg.allocator, env, "run_instances (InstanceSettings.allocator)"))
-    env["PYTHONUNBUFFERED"] = "1"
-    env["TFCPU_INSTANCE_INDEX"] = str(inst.index)
-    return env
+def _extra_env(cfg: InstanceSettings) -> dict[str, str]:
+    """``cfg.env`` but the variables the children's config decides (`_session_config`, the threads)."""
+    return {k: v for k, v in cfg.env if k not in MANAGED}
 
 
-def _model_file(model: Model) -> str:
-    """The file the children load: ``model`` plus the first suffix of the model's format (`tfcpu.formats`)."""
-    from tfcpu import formats
+def _env(model: Model, inst: Instance, cfg: InstanceSettings, config: SessionConfig | None = None) -> dict[str, str]:
+    """One child's environment as `run_instances` starts it (the pool worker's, `new_core`)."""
+    from tfcpu.runtime.pool import _child_setup
 
-    return "model" + formats.for_model(model).suffixes[0]
-
-
-def _write_model(model: Model, work: Path) -> None:
-    """Write the model for the children in its own format (a frozen .pb, an OpenVINO IR, ...)."""
-    model.save(work / _model_file(model))
+    session = _session_config(inst, cfg, config)
+    return _child_setup(model, inst, session, _extra_env(cfg), debug=cfg.debug, threads=cfg.threads)[1]
 
 
-def _start(
-    inst: Instance, spec: WorkerSpec, work: Path, env: Mapping[str, str], method: str, cfg: InstanceSettings
-) -> _Child:
-    idx = inst.index
-    spec_path = work / f"spec-{idx}.json"
-    spec_path.write_text(spec.to_json())
-    argv = pinned_argv(inst, method, [*worker_argv(), str(spec_path)])
-    log_path = work / f"instance-{idx}.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            argv,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    log.debug("instance %d started: pid %d, %s", idx, proc.pid, " ".join(argv))
-    child = _Child(inst, proc, spec, log_path)
-    child.deadline = time.monotonic() + cfg.startup_timeout
-    return child
+@dataclass(eq=False)
+class _Run:
+    """One instance of the run: its pool worker, its shard, where it is (starting → warming → armed →
+    running → done; or failed, timeout) and what it answered."""
+
+    worker: _Worker
+    shard: DataShard
+    status: str = "starting"
+    deadline: float = math.inf
+    cause: str = ""
+    raw: WorkerResult | None = None
 
 
-def _reap(child: _Child, now: float) -> None:
-    code = child.proc.poll()
-    if code is not None and child.status == "running":
-        child.status = "exited"
-    elif code is None and now > child.deadline:
-        kill_group(child.proc)
-        child.proc.wait()
-        child.status = "timeout"
-
-
-def _wait_ready(children: list[_Child], startup_timeout: float, progress: Progress | None) -> None:
-    while True:
-        now = time.monotonic()
-        for child in children:
-            if child.status == "running" and not child.ready:
-                _reap(child, now)
-        waiting = [c for c in children if c.status == "running" and not c.ready]
-        if progress is not None:
-            progress("warm-up", len(children) - len(waiting), len(children))
-        if not waiting:
-            return
-        time.sleep(0.02)
-
-
-def _wait_done(children: list[_Child], progress: Progress | None) -> None:
-    while True:
-        now = time.monotonic()
-        for child in children:
-            if child.status == "running":
-                _reap(child, now)
-        running = [c for c in children if c.status == "running"]
-        if progress is not None:
-            progress("timed run", len(children) - len(running), len(children))
-        if not running:
-            return
-        time.sleep(0.02)
-
-
-def _cause(child: _Child) -> str:
-    """The worker's own one-line cause, when it wrote one (before TensorFlow's log lines)."""
+def _tell(run: _Run, header: Mapping[str, Any]) -> bool:
+    tx = run.worker.tx
+    if tx is None:
+        return False
     try:
-        return Path(child.spec.paths.error).read_text(errors="replace").strip()
+        tx.send_bytes(json.dumps(header).encode())
     except OSError:
-        return ""
+        return False
+    return True
+
+
+def _ended(core: _Core, run: _Run, cause: str = "") -> None:
+    """``run``'s worker stopped answering (exited, or said why): wait for its exit status (bounded)."""
+    proc = run.worker.proc
+    assert proc is not None
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        core.end_process(run.worker)
+    run.cause = run.cause or cause
+    run.status = "failed"
+
+
+def _timeout(core: _Core, run: _Run) -> None:
+    proc = run.worker.proc
+    assert proc is not None
+    kill_group(proc)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    core.end_process(run.worker)
+    run.status = "timeout"
+
+
+def _wait(
+    core: _Core,
+    runs: list[_Run],
+    phase: tuple[str, ...],
+    opts: BenchmarkOptions,
+    cfg: InstanceSettings,
+    work: Path,
+    label: str,
+    progress: Progress | None,
+) -> None:
+    """Answer every worker's messages until none is in ``phase`` (each bounded by its deadline)."""
+    while True:
+        active = [r for r in runs if r.status in phase]
+        if progress is not None:
+            progress(label, len(runs) - len(active), len(runs))
+        if not active:
+            return
+        conns = {r.worker.rx: r for r in active if r.worker.rx is not None}
+        ready = wait_conns(list(conns), timeout=0.05)
+        for conn in ready:
+            run = conns[conn]  # type: ignore[index]
+            try:
+                msg = json.loads(conn.recv_bytes())  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                _ended(core, run)
+                continue
+            _answer(core, run, msg, opts, cfg, work)
+        now = time.monotonic()
+        for run in active:
+            if run.status not in phase:
+                continue
+            proc = run.worker.proc
+            assert proc is not None
+            if proc.poll() is not None and run.worker.rx not in ready:
+                _ended(core, run)
+            elif now > run.deadline:
+                _timeout(core, run)
+
+
+def _answer(
+    core: _Core, run: _Run, msg: Mapping[str, Any], opts: BenchmarkOptions, cfg: InstanceSettings, work: Path
+) -> None:
+    op = msg.get("op")
+    w = run.worker
+    if op == "ready":
+        w.report = core._report(w, msg["report"])
+        request = {
+            "op": "bench",
+            "index": w.index,
+            "options": opts.to_dict(),
+            "data": run.shard.to_dict(),
+            "collect": cfg.collect_outputs,
+            "outdir": str(work),
+        }
+        run.status = "warming" if _tell(run, request) else run.status
+    elif op == "armed":
+        run.status = "armed"
+    elif op == "result":
+        run.raw = WorkerResult.from_dict(msg["result"])
+        run.status = "done"
+    else:  # "failed": the worker's own one-line cause, then it exits
+        _ended(core, run, str(msg.get("cause", msg)))
 
 
 def _collect(
-    child: _Child, model: Model, opts: BenchmarkOptions, cpu: str
+    core: _Core, run: _Run, model: Model, opts: BenchmarkOptions, cpu: str
 ) -> tuple[InstanceResult, WorkerResult | None]:
     from tfcpu.runtime.runner import benchmark_result
 
-    inst = child.instance
-    code = child.proc.returncode
-    result_path = Path(child.spec.paths.result)
-    tail = _tail(child.log_path)
-    if child.status == "timeout":
+    w = run.worker
+    inst = w.inst
+    code = w.proc.poll() if w.proc is not None else None
+    assert core.work is not None
+    tail = _tail(core.work / f"worker-{inst.index}.log")
+    if run.status == "timeout":
         return InstanceResult(
             inst.index,
             tuple(inst.cpus),
@@ -373,13 +417,12 @@ def _collect(
             log_tail=tail,
             error="deadline exceeded; the instance was killed",
         ), None
-    if code != 0 or not result_path.exists():
+    raw = run.raw
+    if run.status != "done" or raw is None:
         sig = _signal_name(code)
         why = f"killed by {sig}" if sig else f"exited with code {code}"
-        cause = _cause(child)
-        error = f"{cause} ({why})" if cause else why
+        error = f"{run.cause} ({why})" if run.cause else why
         return InstanceResult(inst.index, tuple(inst.cpus), "failed", code, sig, log_tail=tail, error=error), None
-    raw = WorkerResult.from_json(result_path.read_text())
     timing = Timing(raw.batches, raw.started_at)
     bench = benchmark_result(
         timing,
@@ -387,8 +430,8 @@ def _collect(
         model=model.source,
         first_run_s=raw.first_run_ms / 1000.0,
         config={
-            "intra_op_threads": child.spec.threads[0],
-            "inter_op_threads": child.spec.threads[1],
+            "intra_op_threads": w.config.intra_op_threads,
+            "inter_op_threads": w.config.inter_op_threads,
             "cpus": list(inst.cpus),
         },
         topology=cpu,

@@ -368,11 +368,12 @@ class Runner:
         return Pool(self.model, plan, self._config, **kwargs)
 
     def multi_instance(self, plan: InstancePlan, **kwargs: Any) -> MultiInstanceResult:
-        """Run this model in one pinned child process per instance of ``plan``.
+        """Run this model in one pinned child process per instance of ``plan`` (the `tfcpu.Pool` workers).
 
         Keyword arguments are those of `tfcpu.runtime.multi.run_instances()`; this Runner's
-        backend and its options are used unless ``settings`` names others, and its config's
-        allocator (``LD_PRELOAD`` in the children) and frozen-weights switch are carried into them.
+        backend and its options are used unless ``settings`` names others, and its whole config
+        reaches every child (oneDNN, KMP/OMP, ITEX, allocator, frozen weights, extra variables; the
+        threads and CPUs are each instance's), unless ``config`` is given.
         """
         from tfcpu.runtime._settings import with_session_settings
         from tfcpu.runtime.multi import InstanceSettings, run_instances
@@ -384,4 +385,5 @@ class Runner:
         settings = with_session_settings(kwargs.get("settings"), self.config)
         if settings is not None:
             kwargs["settings"] = settings
+        kwargs.setdefault("config", self.config)
         return run_instances(self.model, plan, **kwargs)

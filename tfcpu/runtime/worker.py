@@ -1,4 +1,8 @@
-"""Child-process entry point of a multi-instance run: ``python -P -m tfcpu.runtime.worker SPEC``.
+"""The former one-shot child of a multi-instance run: ``python -P -m tfcpu.runtime.worker SPEC``.
+
+`tfcpu.runtime.multi.run_instances` now runs on the pool's workers (`tfcpu.runtime._pool_worker`,
+its ``bench`` request); this module keeps `cause_line` (used by the pool worker) and the
+`WorkerSpec` entry point for specs written by hand.
 
 The parent writes a `WorkerSpec` and starts this module pinned to
 the instance's CPUs (numactl/taskset) with the instance's environment, so thread variables are in
