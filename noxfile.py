@@ -2,7 +2,7 @@
 (the precision-dependent tests as on an AVX2 server: ONEDNN_MAX_CPU_ISA=AVX2), lint
 (ruff + mypy), itex (ITEX backend on TF 2.15), docs, and the benchmarks (bench = the peer benchmark,
 bench-int8, bench-instances, bench-pool, bench-openvino, bench-bf16, bench-ray, bench-transformer, bench-export,
-bench-serve).
+bench-serve), and coverage (the architecture matrix, benchmarks/coverage.py).
 Run ``nox -l`` to list them."""
 
 from __future__ import annotations
@@ -101,6 +101,14 @@ def bench(session: nox.Session) -> None:
     """Peer benchmark: tfcpu vs Keras predict, graph_transforms, INC alone, OpenVINO, ONNX Runtime and LiteRT,
     each checked against TensorFlow's outputs (benchmarks/peers.py; ``-- --model encoder`` for the encoder)."""
     _benchmark(session, "peers.py", ".[openvino,peers]")
+
+
+@nox.session(python=PYTHON)
+def coverage(session: nox.Session) -> None:
+    """The coverage matrix: ~20 Keras applications and keras-hub backbones, each in a fresh child, through
+    load → optimise → INT8 → OpenVINO; writes docs/coverage.md and the counts in README.md
+    (benchmarks/coverage.py; ``-- --models ResNet50,ALBERT`` for a few, ``-- --list`` for the names)."""
+    _benchmark(session, "coverage.py", ".[openvino,test]")
 
 
 @nox.session(name="bench-int8", python=PYTHON)

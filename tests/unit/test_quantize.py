@@ -159,6 +159,43 @@ def test_synthetic_batches_follow_the_signature() -> None:
     assert not np.array_equal(batches[0]["a:0"], batches[1]["a:0"])
 
 
+def test_synthetic_calibration_fills_a_dynamic_sequence_and_says_so() -> None:
+    """A text model's sequence length is unknown (every keras-hub backbone): synthetic calibration
+    used to refuse it ("unknown dimension 1"), so no BERT could be quantised with "synthetic"."""
+    import tensorflow as tf
+
+    from tfcpu.graph.model import TensorSpec
+    from tfcpu.quantize._pipeline import prepare
+    from tfcpu.quantize.calibration import SYNTHETIC_UNKNOWN_DIM
+
+    g = tf.Graph()
+    with g.as_default():
+        ids = tf.compat.v1.placeholder(tf.int32, [None, None], name="ids")
+        table = tf.constant(np.arange(15, dtype=np.float32).reshape(5, 3))
+        tf.identity(tf.gather(table, ids), name="out")
+    model = Model(
+        g.as_graph_def(),
+        (TensorSpec("ids:0", "int32", (None, None), "Placeholder"),),
+        (TensorSpec("out:0", "float32", (None, None, 3), "Identity"),),
+        source="dynamic_ids",
+    )
+    batches = materialise(model, "synthetic", batches=2, batch_size=3)
+    assert [b["ids:0"].shape for b in batches] == [(3, SYNTHETIC_UNKNOWN_DIM)] * 2
+    assert all(b["ids:0"].min() >= 0 and b["ids:0"].max() < 5 for b in batches)  # rows of the table
+    prepared = prepare(Quantizer().int8().calibrate("synthetic", batches=1, batch_size=2), model, seed=0)
+    assert prepared.calibration is not None
+    assert any(f"ids:0): {SYNTHETIC_UNKNOWN_DIM}" in line for line in prepared.calibration.assumed)
+    # an image of any size is still refused: no size is a safe guess for a float input
+    images = Model(
+        g.as_graph_def(),
+        (TensorSpec("ids:0", "float32", (None, None, None, 3), "Placeholder"),),
+        (TensorSpec("out:0", "float32", (None, None, 3), "Identity"),),
+        source="any_size_images",
+    )
+    with pytest.raises(ConfigError, match="unknown dimension 1"):
+        materialise(images, "synthetic", batches=1, batch_size=2)
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [

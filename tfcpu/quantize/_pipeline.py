@@ -97,6 +97,14 @@ def prepare(plan: Quantizer, model: Model, seed: int) -> Prepared:
             from tfcpu.graph._input_ranges import describe, input_ranges
 
             assumed = tuple(describe(input_ranges(model, floats=True)))
+            from tfcpu.quantize.calibration import SYNTHETIC_UNKNOWN_DIM, synthetic_shapes
+
+            dynamic = sorted(synthetic_shapes(model, 1))
+            if dynamic:
+                assumed += (
+                    f"unknown dimensions after the batch ({', '.join(dynamic)}): {SYNTHETIC_UNKNOWN_DIM} "
+                    "(calibrate with your own data for other lengths)",
+                )
             log.info("synthetic calibration of %s assumes: %s", model.source, "; ".join(assumed))
         calibration = Calibration(
             source=describe_source(plan.calibration),

@@ -42,6 +42,7 @@ from tfcpu.runtime.feeds import check_array
 
 __all__ = [
     "SYNTHETIC",
+    "SYNTHETIC_UNKNOWN_DIM",
     "Calibration",
     "check_source",
     "describe_source",
@@ -49,9 +50,15 @@ __all__ = [
     "load_files",
     "materialise",
     "resolve_path",
+    "synthetic_shapes",
 ]
 
 SYNTHETIC = "synthetic"
+#: The size synthetic calibration gives an unknown dimension after the batch of an integer or boolean
+#: input (a text model's dynamic sequence length: token ids, segment ids, masks): short enough for any
+#: position-embedding table, long enough for attention and layer-norm ranges to be those of real
+#: sentences. Said in ``Calibration.assumed``.
+SYNTHETIC_UNKNOWN_DIM = 16
 _SUFFIXES = (".npy", ".npz")
 _FILE_HINT = (
     "give 'synthetic', FILE.npy (samples along axis 0), FILE.npz keyed by input name (several inputs), "
@@ -232,6 +239,27 @@ def describe_source(data: Any) -> str:
     return type(data).__name__
 
 
+def synthetic_shapes(model: Model, batch_size: int) -> dict[str, tuple[int, ...]]:
+    """Shapes for the integer and boolean inputs (token ids, segment ids, masks) with an unknown
+    dimension after the batch: `SYNTHETIC_UNKNOWN_DIM` there. A float input with one (an image of
+    any size) gets none: no size is a safe guess for it, and drawing it refuses, asking for data."""
+    shapes = {}
+    for spec in model.inputs:
+        dims = tuple(spec.shape) if spec.shape is not None else ()
+        if not any(d is None or d < 0 for d in dims[1:]):
+            continue
+        try:
+            kind = np.dtype(spec.dtype).kind
+        except TypeError:
+            continue
+        if kind in "iub":
+            shapes[spec.name] = tuple(
+                batch_size if axis == 0 else SYNTHETIC_UNKNOWN_DIM if d is None or d < 0 else int(d)
+                for axis, d in enumerate(dims)
+            )
+    return shapes
+
+
 def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None, seed: int = 0) -> list[Batch]:
     """Return up to ``batches`` checked batches (dict by input tensor name) for ``model``."""
     if isinstance(data, str) and data == SYNTHETIC:
@@ -240,7 +268,8 @@ def materialise(model: Model, data: Any, *, batches: int, batch_size: int | None
 
         size = batch_size or 8
         ranges = input_ranges(model, floats=True)  # what the model's own preprocessing expects
-        return [random_inputs(model, size, seed=seed + i, ranges=ranges) for i in range(batches)]
+        shapes = synthetic_shapes(model, size)
+        return [random_inputs(model, size, seed=seed + i, ranges=ranges, shapes=shapes) for i in range(batches)]
     source = describe_source(data)
     if is_file_source(data):
         spec = data
