@@ -137,7 +137,10 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(
         textwrap.dedent(f"""
-        import sys, tempfile
+        import signal, sys, tempfile
+        # Ctrl-C raises KeyboardInterrupt as in a terminal, even when the test runner itself was started
+        # in the background (a non-interactive shell starts background jobs with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         tempfile.tempdir = {str(tmp_path)!r}
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from tests.graphs import echo_ids
