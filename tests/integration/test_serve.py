@@ -113,7 +113,10 @@ def test_a_killed_worker_is_restarted_and_its_requests_get_the_cause() -> None:
         victim = pool.pids()[0]
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             futures = [ex.submit(httpx.post, url, json=body, timeout=120) for _ in range(16)]
-            time.sleep(0.3)
+            deadline = time.monotonic() + 60  # kill it while it holds a batch (the machine may be slow)
+            while pool.stats().instances[0].in_flight == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert pool.stats().instances[0].in_flight > 0
             psutil.Process(victim).kill()
             answers = [f.result(timeout=180) for f in futures]
         codes = [a.status_code for a in answers]
