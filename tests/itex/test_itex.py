@@ -35,11 +35,19 @@ def _has_avx512() -> bool:
 def test_bf16_amp_refused_without_avx512():
     from tfcpu.errors import ConfigError
 
-    if _has_avx512():
-        assert SessionConfig.for_topology().with_itex(amp="bf16").itex is not None
-    else:
-        with pytest.raises(ConfigError, match="needs AVX-512"):
-            SessionConfig.for_topology().with_itex(amp="bf16")
+    config = SessionConfig.for_topology().with_itex(amp="bf16")  # a builder reads no machine
+    assert config.itex is not None
+    if not _has_avx512():  # apply() refuses it (this branch ran for the first time on an AVX2-only EPYC)
+        import os
+
+        saved = dict(os.environ)
+        try:
+            with pytest.raises(ConfigError, match="needs AVX-512"):
+                config.apply()
+            assert dict(os.environ) == saved  # refused before anything was set
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def test_environment_is_tf215_with_itex():
