@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before a request is a timeout error")
     p.add_argument("--plot", default="tfcpu-loadtest.png", metavar="PNG", help="latency vs throughput chart")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--json-tensors",
+        action="store_true",
+        help="KServe: send tensors as JSON lists instead of the binary tensor extension (tritonclient's default)",
+    )
     p.set_defaults(func=run)
 
 
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         p99_ms=args.p99_ms,
         max_requests=args.max_requests,
         timeout=args.timeout,
+        binary=not args.json_tensors,
     )
     chart = try_chart(lambda: result.plot(args.plot)) if args.plot else None
     if args.json:

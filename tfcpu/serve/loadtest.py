@@ -160,7 +160,7 @@ async def _signature(client: Any, base: str, model: str) -> list[dict[str, Any]]
 
 
 def _payloads(inputs: list[dict[str, Any]], batch: int, protocol: str, shapes: Mapping[str, Sequence[int]],
-              seed: int) -> bytes:  # fmt: skip
+              seed: int, binary: bool = False) -> tuple[bytes, dict[str, str]]:  # fmt: skip
     import json
 
     rng = np.random.default_rng(seed)
@@ -176,6 +176,14 @@ def _payloads(inputs: list[dict[str, Any]], batch: int, protocol: str, shapes: M
         else:
             arrays[name] = rng.uniform(0, 1, size=dims).astype(dtype)
     body: dict[str, Any]
+    if protocol == "kserve" and binary:  # the binary tensor extension, as tritonclient sends by default
+        datatypes = {v: k for k, v in _NUMPY.items()}
+        head = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": datatypes[a.dtype.name],
+                            "parameters": {"binary_data_size": a.nbytes}} for n, a in arrays.items()]}  # fmt: skip
+        header = json.dumps(head).encode()
+        raw = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())
+        return header + raw, {"content-type": "application/octet-stream",
+                              "inference-header-content-length": str(len(header))}  # fmt: skip
     if protocol == "kserve":
         body = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": next(k for k, v in _NUMPY.items()
                             if v == a.dtype.name), "data": a.ravel().tolist()} for n, a in arrays.items()]}  # fmt: skip
@@ -183,7 +191,7 @@ def _payloads(inputs: list[dict[str, Any]], batch: int, protocol: str, shapes: M
         body = {"instances": next(iter(arrays.values())).tolist()}
     else:
         body = {"inputs": {n: a.tolist() for n, a in arrays.items()}}
-    return json.dumps(body).encode()
+    return json.dumps(body).encode(), {"content-type": "application/json"}
 
 
 def _kind(exc: BaseException) -> str:
@@ -202,11 +210,11 @@ class _Recorder:
         self.errors: Counter[str] = Counter()
         self.sent = 0
 
-    async def one(self, client: Any, url: str, body: bytes) -> None:
+    async def one(self, client: Any, url: str, body: bytes, headers: Mapping[str, str]) -> None:
         self.sent += 1
         start = time.perf_counter()
         try:
-            response = await client.post(url, content=body, headers={"content-type": "application/json"})
+            response = await client.post(url, content=body, headers=dict(headers))
         except Exception as exc:  # noqa: BLE001 - every failure is counted by kind
             self.errors[_kind(exc)] += 1
             return
@@ -221,19 +229,22 @@ class _Recorder:
         return LoadLevel(mode, level, self.sent, len(ms), seconds, len(ms) * batch, dict(self.errors), *pct)
 
 
-async def _closed(client: Any, url: str, body: bytes, clients: int, duration: float, cap: int) -> _Recorder:
+Request = tuple[bytes, Mapping[str, str]]
+
+
+async def _closed(client: Any, url: str, req: Request, clients: int, duration: float, cap: int) -> _Recorder:
     rec = _Recorder()
     end = time.perf_counter() + duration
 
     async def worker() -> None:
         while time.perf_counter() < end and rec.sent < cap:
-            await rec.one(client, url, body)
+            await rec.one(client, url, *req)
 
     await asyncio.gather(*(worker() for _ in range(clients)))
     return rec
 
 
-async def _open(client: Any, url: str, body: bytes, rate: float, duration: float, cap: int) -> _Recorder:
+async def _open(client: Any, url: str, req: Request, rate: float, duration: float, cap: int) -> _Recorder:
     rec = _Recorder()
     start = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
@@ -242,29 +253,29 @@ async def _open(client: Any, url: str, body: bytes, rate: float, duration: float
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(rec.one(client, url, body)))
+        tasks.append(asyncio.create_task(rec.one(client, url, *req)))
     await asyncio.gather(*tasks)
     return rec
 
 
 async def _run(base: str, model: str, protocol: str, levels: list[tuple[str, float]], *, batch: int,
                duration: float, max_requests: int, timeout: float, shapes: Mapping[str, Sequence[int]],
-               seed: int) -> list[LoadLevel]:  # fmt: skip
+               seed: int, binary: bool) -> list[LoadLevel]:  # fmt: skip
     import httpx
 
     limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
     async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
         inputs = await _signature(client, base, model)
-        body = _payloads(inputs, batch, protocol, shapes, seed)
+        req = _payloads(inputs, batch, protocol, shapes, seed, binary)
         url = f"{base}/v2/models/{model}/infer" if protocol == "kserve" else f"{base}/v1/models/{model}:predict"
-        await _closed(client, url, body, 1, min(2.0, duration), 20)  # warm the connection and the server
+        await _closed(client, url, req, 1, min(2.0, duration), 20)  # warm the connection and the server
         out = []
         for mode, level in levels:
             start = time.perf_counter()
             if mode == "closed":
-                rec = await _closed(client, url, body, int(level), duration, max_requests)
+                rec = await _closed(client, url, req, int(level), duration, max_requests)
             else:
-                rec = await _open(client, url, body, level, duration, max_requests)
+                rec = await _open(client, url, req, level, duration, max_requests)
             out.append(rec.level(mode, level, time.perf_counter() - start, batch))
         return out
 
@@ -283,6 +294,7 @@ def loadtest(
     timeout: float = 30.0,
     shapes: Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
+    binary: bool = True,
 ) -> LoadTestResult:
     """Load-test the model ``model`` served at ``url`` (see the module docstring).
 
@@ -299,6 +311,8 @@ def loadtest(
         timeout: seconds before one request counts as a ``timeout`` error.
         shapes: full shapes of inputs with dynamic dimensions, by input name.
         seed: the random inputs' seed.
+        binary: KServe only: send tensors with the binary tensor extension (what tritonclient does by
+            default) instead of JSON lists.
 
     Raises:
         ConfigError: a non-loopback URL, an unknown protocol, bad numbers, or a model the server does not have.
@@ -321,7 +335,7 @@ def loadtest(
     try:
         measured = asyncio.run(_run(base, model, protocol, levels, batch=int(batch),
                                     duration=duration, max_requests=max_requests, timeout=timeout,
-                                    shapes=shapes or {}, seed=seed))  # fmt: skip
+                                    shapes=shapes or {}, seed=seed, binary=binary))  # fmt: skip
     except OSError as exc:
         raise RunnerError("cannot reach the server", where=base, why=str(exc)) from exc
     return LoadTestResult(base, model, protocol, batch, p99_ms, tuple(measured))
