@@ -20,7 +20,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # INT8 graphs need it on AV
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _decode(body: bytes) -> np.ndarray:
+def _decode(body: bytes, header_length: str | None = None) -> np.ndarray:
+    """The first input of a KServe v2 request: JSON, or the binary tensor extension (as tritonclient sends)."""
+    if header_length:
+        n = int(header_length)
+        item = json.loads(body[:n])["inputs"][0]
+        return np.frombuffer(body[n:], dtype=np.float32).reshape(item["shape"])
     item = json.loads(body)["inputs"][0]
     return np.asarray(item["data"], dtype=np.float32).reshape(item["shape"])
 
@@ -61,7 +66,7 @@ def baseline(path: str, name: str, port: int) -> None:
         return JSONResponse(_meta(name, shape))
 
     async def infer(request: Request) -> JSONResponse:
-        x = _decode(await request.body())
+        x = _decode(await request.body(), request.headers.get("inference-header-content-length"))
         out = await run_in_threadpool(session.run, fetch, {feed: x})
         return JSONResponse(_encode(name, out))
 
@@ -107,7 +112,8 @@ def ray_serve(path: str, name: str, port: int, max_batch: int = 16) -> None:
         async def __call__(self, request: Request) -> JSONResponse:
             if request.method == "GET":
                 return JSONResponse(_meta(name, self.shape))
-            out = await self.run(_decode(await request.body()))
+            header = request.headers.get("inference-header-content-length")
+            out = await self.run(_decode(await request.body(), header))
             return JSONResponse(_encode(name, out))
 
     serve.run(Model.bind(), name=name, route_prefix=f"/v2/models/{name}")
