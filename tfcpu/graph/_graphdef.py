@@ -7,16 +7,18 @@ strings and never imports TensorFlow at module import time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "GraphIndex",
     "InputRef",
+    "called_functions",
     "const_array",
     "make_const",
     "parse_input",
+    "reachable_functions",
     "topological_order",
 ]
 
@@ -243,3 +245,30 @@ def unique_name(existing: set[str] | dict[str, Any], base: str) -> str:
     while f"{base}_{i}" in existing:
         i += 1
     return f"{base}_{i}"
+
+
+def called_functions(node: Any, library: Container[str]) -> set[str]:
+    """The functions of ``library`` that ``node`` calls: as its op, or through a function-valued
+    attribute (``If``/``While`` branches, ``PartitionedCall``'s ``f``, a dataset's ``f``, lists of them)."""
+    names = {str(node.op)}
+    for value in node.attr.values():
+        kind = value.WhichOneof("value")
+        if kind == "func":
+            names.add(str(value.func.name))
+        elif kind == "list":
+            names.update(str(f.name) for f in value.list.func)
+    return {name for name in names if name in library}
+
+
+def reachable_functions(roots: Iterable[str], bodies: Mapping[str, Any]) -> set[str]:
+    """Every function of ``bodies`` (name -> FunctionDef) reachable from ``roots`` (included)."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        for node in bodies[name].node_def:
+            stack.extend(called_functions(node, bodies) - seen)
+    return seen

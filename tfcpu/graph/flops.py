@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tfcpu.graph._graphdef import called_functions, reachable_functions
+
 __all__ = ["FlopRow", "FlopShare", "matmul_flops"]
 
 
@@ -179,26 +181,9 @@ def _hidden(graph_def: Any, calls: Sequence[str], include_conv: bool) -> tuple[s
     """The calls left in ``graph_def`` whose functions (or functions they call) hold counted ops."""
     library = {f.signature.name: f for f in graph_def.library.function}
 
-    def holds(name: str, seen: set[str]) -> bool:
-        if name in seen or name not in library:
-            return False
-        seen.add(name)
-        for node in library[name].node_def:
-            if _counted(node.op, include_conv) or any(holds(f, seen) for f in _functions_of(node)):
-                return True
-        return False
+    def holds(call: Any) -> bool:
+        reached = reachable_functions(called_functions(call, library), library)
+        return any(_counted(node.op, include_conv) for name in reached for node in library[name].node_def)
 
     nodes = {n.name: n for n in graph_def.node}
-    return tuple(c for c in calls if c in nodes and any(holds(f, set()) for f in _functions_of(nodes[c])))
-
-
-def _functions_of(node: Any) -> list[str]:
-    """Library functions a node refers to: its op (a direct call) and its function attributes."""
-    names = [str(node.op)]
-    for value in node.attr.values():
-        kind = value.WhichOneof("value")
-        if kind == "func":
-            names.append(str(value.func.name))
-        elif kind == "list":
-            names.extend(str(f.name) for f in value.list.func)
-    return names
+    return tuple(c for c in calls if c in nodes and holds(nodes[c]))

@@ -99,32 +99,6 @@ def prescan_saved_model(path: Path) -> None:
                      report.functions_scanned)  # fmt: skip
 
 
-def _called(node: Any, library: set[str]) -> set[str]:
-    """The library functions ``node`` calls: as its op, or through a function-valued attribute."""
-    names = {node.op} & library
-    for value in node.attr.values():
-        kind = value.WhichOneof("value")
-        if kind == "func":
-            names.add(value.func.name)
-        elif kind == "list":
-            names.update(f.name for f in value.list.func)
-    return names & library
-
-
-def _reach(roots: set[str], bodies: dict[str, Any], library: set[str]) -> set[str]:
-    """Every library function reachable from the functions ``roots`` (included)."""
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in bodies:
-            continue
-        seen.add(name)
-        for node in bodies[name].node_def:
-            stack.extend(_called(node, library) - seen)
-    return seen
-
-
 def saver_scope(meta: Any) -> Any:
     """The `tfcpu.graph.safety.CheckpointScope` of a meta graph: its saver's nodes and functions.
 
@@ -133,7 +107,7 @@ def saver_scope(meta: Any) -> Any:
     an initialiser that calls a checkpoint op, or the saver's code with a path of its own, is not
     in the scope.
     """
-    from tfcpu.graph._graphdef import parse_input
+    from tfcpu.graph._graphdef import called_functions, parse_input, reachable_functions
     from tfcpu.graph.safety import CheckpointScope
 
     saver = meta.saver_def
@@ -151,10 +125,9 @@ def saver_scope(meta: Any) -> Any:
         nodes.add(name)
         stack.extend(parse_input(t).node for t in by_name[name].input if parse_input(t).node in by_name)
     bodies = {f.signature.name: f for f in graph.library.function}
-    library = set(bodies)
-    from_saver = _reach({f for n in nodes for f in _called(by_name[n], library)}, bodies, library)
-    others = {f for n in graph.node if n.name not in nodes for f in _called(n, library)}
-    others |= library - from_saver  # any function outside the saver may be an entry point of the loader
-    shared = _reach(others, bodies, library)
+    from_saver = reachable_functions({f for n in nodes for f in called_functions(by_name[n], bodies)}, bodies)
+    others = {f for n in graph.node if n.name not in nodes for f in called_functions(n, bodies)}
+    others |= set(bodies) - from_saver  # any function outside the saver may be an entry point of the loader
+    shared = reachable_functions(others, bodies)
     filename = saver.filename_tensor_name.split(":")[0]
     return CheckpointScope(frozenset(from_saver - shared), frozenset(nodes), filename)

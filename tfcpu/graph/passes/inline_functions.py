@@ -40,7 +40,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from tfcpu.graph._graphdef import parse_input, set_inputs, unique_name
+from tfcpu.graph._graphdef import called_functions, parse_input, reachable_functions, set_inputs, unique_name
 from tfcpu.graph.passes._base import Outcome, PassContext, Skip, register_pass
 
 __all__ = ["CALL_OPS", "inline_calls", "inline_functions", "plain_ops", "remaining_calls"]
@@ -314,28 +314,7 @@ def _replace(
 def _prune_library(graph_def: Any) -> None:
     """Drop library functions no node (nor any kept function) refers to."""
     library = {f.signature.name: f for f in graph_def.library.function}
-
-    def refs(nodes: Any) -> set[str]:
-        found: set[str] = set()
-        for node in nodes:
-            if node.op in library:
-                found.add(node.op)
-            for value in node.attr.values():
-                kind = value.WhichOneof("value")
-                if kind == "func":
-                    found.add(value.func.name)
-                elif kind == "list":
-                    found.update(f.name for f in value.list.func)
-        return found
-
-    keep: set[str] = set()
-    stack = list(refs(graph_def.node))
-    while stack:
-        name = stack.pop()
-        if name in keep or name not in library:
-            continue
-        keep.add(name)
-        stack.extend(refs(library[name].node_def))
+    keep = reachable_functions({f for node in graph_def.node for f in called_functions(node, library)}, library)
     functions = [f for f in graph_def.library.function if f.signature.name in keep]
     gradients = [g for g in graph_def.library.gradient if g.function_name in keep]
     del graph_def.library.function[:]
