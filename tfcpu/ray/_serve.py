@@ -313,42 +313,43 @@ class ServeReplica:
         return body
 
     async def _kserve(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
+        from tfcpu.serve._protocols import decode_kserve, encode_kserve
 
-        from tfcpu.serve._protocols import BadRequest, decode_kserve, encode_kserve
-
-        body = await self._body(request)
-        if not isinstance(body, bytes):
-            return body
         header = request.headers.get("inference-header-content-length")
-        try:
-            feeds, wanted, request_id = decode_kserve(body, int(header) if header and header.isdigit() else None,
-                                                      self.signature)  # fmt: skip
-        except BadRequest as exc:
-            return _error(400, str(exc))
-        try:
-            outputs = await self._infer(feeds)
-        except Exception as exc:  # noqa: BLE001 - the model's failure, answered with its reason
-            return _error(500, f"{type(exc).__name__}: {exc}")
-        return JSONResponse(encode_kserve(self.name, self.signature, outputs, wanted, request_id))
+        length = int(header) if header and header.isdigit() else None
+        return await self._answer(
+            request,
+            lambda body: decode_kserve(body, length, self.signature),
+            lambda d, out: encode_kserve(self.name, self.signature, out, d[1], d[2]),
+        )
 
     async def _tfserving(self, request: Any) -> Any:
+        from tfcpu.serve._protocols import decode_tfserving, encode_tfserving
+
+        return await self._answer(
+            request,
+            lambda body: decode_tfserving(body, self.signature),
+            lambda d, out: encode_tfserving(self.signature, out, d[1]),
+        )
+
+    async def _answer(self, request: Any, decode: Any, encode: Any) -> Any:
+        """One request of either protocol: body (413), decode (400), the batched run (500), encode."""
         from starlette.responses import JSONResponse
 
-        from tfcpu.serve._protocols import BadRequest, decode_tfserving, encode_tfserving
+        from tfcpu.serve._protocols import BadRequest
 
         body = await self._body(request)
         if not isinstance(body, bytes):
             return body
         try:
-            feeds, form = decode_tfserving(body, self.signature)
+            decoded = decode(body)
         except BadRequest as exc:
             return _error(400, str(exc))
         try:
-            outputs = await self._infer(feeds)
+            outputs = await self._infer(decoded[0])
         except Exception as exc:  # noqa: BLE001 - the model's failure, answered with its reason
             return _error(500, f"{type(exc).__name__}: {exc}")
-        return JSONResponse(encode_tfserving(self.signature, outputs, form))
+        return JSONResponse(encode(decoded, outputs))
 
     def __del__(self) -> None:
         thread = getattr(self, "_thread", None)
