@@ -40,3 +40,17 @@ def run_snippet(code: str, *args: str, env: Mapping[str, str], timeout: float = 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def marked_processes(variable: str, value: str) -> list[Any]:
+    """Every process on the machine whose environment has ``variable=value`` (descendants inherit it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(variable) == value:
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found

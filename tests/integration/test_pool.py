@@ -16,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 
+from tests.children import marked_processes
 from tests.graphs import reads_file
 from tfcpu.errors import InstanceError
 from tfcpu.graph.model import Model, TensorSpec
@@ -57,14 +58,8 @@ def _batches(n: int) -> list[np.ndarray]:
 
 
 def _processes(pool_id: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == pool_id:
-                found.append(proc)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
+    """Every process on the machine whose environment carries this pool's marker."""
+    return marked_processes(MARKER, pool_id)
 
 
 def _when_busy(pool: Pool, index: int, action: signal.Signals) -> threading.Thread:

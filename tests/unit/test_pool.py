@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import pytest
 
+from tests.children import marked_processes
 from tests.graphs import dense_softmax, dense_softmax_reference, echo_ids, two_inputs
 from tfcpu.errors import ConfigError, RunnerError
 from tfcpu.graph.model import NEEDS_ONEDNN
@@ -31,14 +32,7 @@ def _plan() -> InstancePlan:
 
 def _processes(pool_id: str) -> list[psutil.Process]:
     """Every process on the machine whose environment carries this pool's marker."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == pool_id:
-                found.append(proc)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
+    return marked_processes(MARKER, pool_id)
 
 
 def _segments(pool_id: str) -> list[str]:
