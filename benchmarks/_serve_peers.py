@@ -3,8 +3,8 @@
     python benchmarks/_serve_peers.py baseline MODEL.pb NAME PORT     # Starlette + uvicorn, one TF runner, no batching
     python benchmarks/_serve_peers.py ray SAVEDMODEL_DIR NAME PORT    # Ray Serve, @serve.batch, one unpinned replica
 
-Both answer KServe v2 ``GET /v2/models/NAME`` and ``POST /v2/models/NAME/infer`` (JSON) on 127.0.0.1,
-and run until SIGTERM.
+Both answer KServe v2 ``GET /v2/models/NAME`` and ``POST /v2/models/NAME/infer`` (JSON, or the binary
+tensor extension both ways, as the load generator sends and asks) on 127.0.0.1, and run until SIGTERM.
 """
 
 from __future__ import annotations
@@ -30,9 +30,22 @@ def _decode(body: bytes, header_length: str | None = None) -> np.ndarray:
     return np.asarray(item["data"], dtype=np.float32).reshape(item["shape"])
 
 
-def _encode(name: str, out: np.ndarray) -> dict[str, Any]:
-    return {"model_name": name, "outputs": [{"name": "output_0", "shape": list(out.shape), "datatype": "FP32",
-                                             "data": out.ravel().tolist()}]}  # fmt: skip
+def _binary_out(body: bytes, header_length: str | None) -> bool:
+    """Whether the request asks for the answer in the binary extension (as tritonclient does by default)."""
+    head = body[: int(header_length)] if header_length else body
+    return bool(json.loads(head).get("parameters", {}).get("binary_data_output"))
+
+
+def _encode(name: str, out: np.ndarray, binary: bool) -> Any:
+    from starlette.responses import JSONResponse, Response
+
+    item: dict[str, Any] = {"name": "output_0", "shape": list(out.shape), "datatype": "FP32"}
+    if not binary:
+        return JSONResponse({"model_name": name, "outputs": [{**item, "data": out.ravel().tolist()}]})
+    raw = np.ascontiguousarray(out, dtype="<f4").tobytes()
+    head = json.dumps({"model_name": name, "outputs": [{**item, "parameters": {"binary_data_size": len(raw)}}]})
+    return Response(head.encode() + raw, media_type="application/octet-stream",
+                    headers={"inference-header-content-length": str(len(head.encode()))})  # fmt: skip
 
 
 def _meta(name: str, shape: list[int]) -> dict[str, Any]:
@@ -65,10 +78,10 @@ def baseline(path: str, name: str, port: int) -> None:
     async def meta(_: Request) -> JSONResponse:
         return JSONResponse(_meta(name, shape))
 
-    async def infer(request: Request) -> JSONResponse:
-        x = _decode(await request.body(), request.headers.get("inference-header-content-length"))
-        out = await run_in_threadpool(session.run, fetch, {feed: x})
-        return JSONResponse(_encode(name, out))
+    async def infer(request: Request) -> Any:
+        body, header = await request.body(), request.headers.get("inference-header-content-length")
+        out = await run_in_threadpool(session.run, fetch, {feed: _decode(body, header)})
+        return _encode(name, out, _binary_out(body, header))
 
     app = Starlette(routes=[Route(f"/v2/models/{name}", meta), Route(f"/v2/models/{name}/infer", infer,
                                                                       methods=["POST"])])  # fmt: skip
@@ -109,12 +122,12 @@ def ray_serve(path: str, name: str, port: int, max_batch: int = 16) -> None:
             cuts = np.cumsum(rows)[:-1]
             return list(np.split(out, cuts))
 
-        async def __call__(self, request: Request) -> JSONResponse:
+        async def __call__(self, request: Request) -> Any:
             if request.method == "GET":
                 return JSONResponse(_meta(name, self.shape))
-            header = request.headers.get("inference-header-content-length")
-            out = await self.run(_decode(await request.body(), header))
-            return JSONResponse(_encode(name, out))
+            body, header = await request.body(), request.headers.get("inference-header-content-length")
+            out = await self.run(_decode(body, header))
+            return _encode(name, out, _binary_out(body, header))
 
     serve.run(Model.bind(), name=name, route_prefix=f"/v2/models/{name}")
     stop = []

@@ -108,7 +108,7 @@ def test_concurrent_clients_get_their_own_rows_from_merged_batches(dense) -> Non
 class _GatedExecutor:
     """Runs batches on a real Runner, but only when the test opens the gate (to fill the queue)."""
 
-    capacity = 1
+    workers = 1
 
     def __init__(self, model: object) -> None:
         self.runner = RunnerExecutor(model)  # type: ignore[arg-type]
@@ -169,17 +169,53 @@ def test_two_inputs_and_a_client_from_the_ecosystem() -> None:
         assert client.is_server_live() and client.is_model_ready("two")
         a = np.random.default_rng(1).normal(size=(2, 3)).astype(np.float32)
         n = np.array([2, 5], np.int32)
-        for binary in (False, True):
+        with _runner(model) as run:
+            expected = run({"a:0": a, "n:0": n})["out:0"]
+        for binary_in, binary_out in ((False, False), (True, False), (False, True), (True, True)):
             inputs = [triton.InferInput("a", list(a.shape), "FP32"), triton.InferInput("n", list(n.shape), "INT32")]
-            inputs[0].set_data_from_numpy(a, binary_data=binary)
-            inputs[1].set_data_from_numpy(n, binary_data=binary)
-            result = client.infer("two", inputs, outputs=[triton.InferRequestedOutput("out", binary_data=False)])
-            with _runner(model) as run:
-                expected = run({"a:0": a, "n:0": n})["out:0"]
+            inputs[0].set_data_from_numpy(a, binary_data=binary_in)
+            inputs[1].set_data_from_numpy(n, binary_data=binary_in)
+            result = client.infer("two", inputs, outputs=[triton.InferRequestedOutput("out", binary_data=binary_out)])
+            (item,) = result.get_response()["outputs"]
+            # the answer came in the form asked: raw bytes after the JSON header, or JSON data
+            assert ("data" not in item) == binary_out
+            assert ("binary_data_size" in (item.get("parameters") or {})) == binary_out
             np.testing.assert_allclose(result.as_numpy("out"), expected, rtol=1e-6)
         client.close()
     finally:
         server.stop()
+
+
+def test_binary_outputs_of_every_kind_decode_to_the_arrays() -> None:
+    """The binary tensor extension's answer: the JSON header's length in a header, then each output's
+    little-endian bytes in the order of the header (BYTES elements length-prefixed), JSON for the rest."""
+    import json
+
+    from tfcpu.graph.model import TensorSpec
+    from tfcpu.serve._protocols import KServeRequest, Signature, encode_kserve
+
+    outs = {"f:0": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "s:0": np.array([b"ab", b"", b"xyz"], object),
+            "i:0": np.array([[-3, 4]], np.int64)}  # fmt: skip
+    sig = Signature("serving_default", (), tuple((k[0], TensorSpec(k, str(v.dtype) if v.dtype != object else "string",
+                                                                    v.shape)) for k, v in outs.items()))  # fmt: skip
+    reply = encode_kserve("m", sig, outs, KServeRequest({}, ("f", "s", "i"), "req-7", frozenset({"f", "s"})))
+    content, headers = reply.content()
+    length = int(headers["inference-header-content-length"])
+    head, raw = json.loads(content[:length]), content[length:]
+    assert head["id"] == "req-7" and [o["name"] for o in head["outputs"]] == ["f", "s", "i"]
+    f_item, s_item, i_item = head["outputs"]
+    n = f_item["parameters"]["binary_data_size"]
+    np.testing.assert_array_equal(np.frombuffer(raw[:n], "<f4").reshape(f_item["shape"]), outs["f:0"])
+    strings, rest = [], raw[n : n + s_item["parameters"]["binary_data_size"]]
+    while rest:
+        size = int.from_bytes(rest[:4], "little")
+        strings.append(rest[4 : 4 + size])
+        rest = rest[4 + size :]
+    assert strings == [b"ab", b"", b"xyz"] and s_item["datatype"] == "BYTES"
+    assert i_item["data"] == [-3, 4] and "parameters" not in i_item  # not asked binary: JSON
+    assert len(raw) == n + s_item["parameters"]["binary_data_size"]
+    plain, plain_headers = encode_kserve("m", sig, outs, KServeRequest({}, ("i",))).content()
+    assert plain_headers == {"content-type": "application/json"} and json.loads(plain)["outputs"][0]["data"] == [-3, 4]
 
 
 class _runner:  # a tiny context manager around tfcpu's Runner

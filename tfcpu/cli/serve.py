@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
         executor = Pool(model, plan, backend=args.backend)
     print(f"tfcpu serve: {options.name} on http://{options.host}:{options.port} "
-          f"({'pool of ' + str(executor.capacity) if pooled else 'one in-process runner'}; "
+          f"({'pool of ' + str(executor.workers) if pooled else 'one in-process runner'}; "
           f"KServe v2 /v2/models/{options.name}/infer, TF Serving /v1/models/{options.name}:predict)",
           file=sys.stderr, flush=True)  # fmt: skip
     try:

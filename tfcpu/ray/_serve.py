@@ -320,7 +320,7 @@ class ServeReplica:
         return await self._answer(
             request,
             lambda body: decode_kserve(body, length, self.signature),
-            lambda d, out: encode_kserve(self.name, self.signature, out, d[1], d[2]),
+            lambda d, out: encode_kserve(self.name, self.signature, out, d),
         )
 
     async def _tfserving(self, request: Any) -> Any:
@@ -329,13 +329,11 @@ class ServeReplica:
         return await self._answer(
             request,
             lambda body: decode_tfserving(body, self.signature),
-            lambda d, out: encode_tfserving(self.signature, out, d[1]),
+            lambda d, out: encode_tfserving(self.signature, out, d.form),
         )
 
     async def _answer(self, request: Any, decode: Any, encode: Any) -> Any:
         """One request of either protocol: body (413), decode (400), the batched run (500), encode."""
-        from starlette.responses import JSONResponse
-
         from tfcpu.serve._protocols import BadRequest
 
         body = await self._body(request)
@@ -346,10 +344,10 @@ class ServeReplica:
         except BadRequest as exc:
             return _error(400, str(exc))
         try:
-            outputs = await self._infer(decoded[0])
+            outputs = await self._infer(decoded.feeds)
         except Exception as exc:  # noqa: BLE001 - the model's failure, answered with its reason
             return _error(500, f"{type(exc).__name__}: {exc}")
-        return JSONResponse(encode(decoded, outputs))
+        return encode(decoded, outputs).response()
 
     def __del__(self) -> None:
         thread = getattr(self, "_thread", None)

@@ -838,6 +838,11 @@ class Pool:
         """Batches the workers can hold at once (instances × slots)."""
         return len(self._core.workers) * self._core.slots
 
+    @property
+    def workers(self) -> int:
+        """Batches that run at once: one per worker (instance)."""
+        return len(self._core.workers)
+
     def pids(self) -> tuple[int, ...]:
         """The workers' current process ids (0 for one that is not running)."""
         return tuple(w.proc.pid if w.proc is not None and w.proc.poll() is None else 0 for w in self._core.workers)

@@ -77,7 +77,7 @@ class ServeOptions:
 class RunnerExecutor:
     """One in-process `Runner` on one thread: the executor when no pinned pool is asked for."""
 
-    capacity = 1
+    workers = 1
 
     def __init__(self, model: Model, config: SessionConfig | None = None, backend: str | None = None) -> None:
         from tfcpu.runtime.runner import Runner

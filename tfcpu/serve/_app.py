@@ -23,6 +23,7 @@ import numpy as np
 from tfcpu.serve._batcher import Batcher, QueueFull
 from tfcpu.serve._protocols import (
     BadRequest,
+    Reply,
     Signature,
     decode_kserve,
     decode_tfserving,
@@ -125,7 +126,7 @@ def build_app(state: AppState) -> Any:
 
 
 Decode = Callable[[bytes], Any]
-Encode = Callable[[Any, dict[str, np.ndarray]], dict[str, Any]]
+Encode = Callable[[Any, dict[str, np.ndarray]], Reply]
 
 
 class _Service:
@@ -172,8 +173,6 @@ class _Service:
         return response
 
     async def answer(self, request: Any, decode: Decode, encode: Encode) -> Any:
-        from starlette.responses import JSONResponse
-
         if request.path_params.get("name") != self.state.name:
             return self.unknown(str(request.path_params.get("name")))
         if not self.serving:
@@ -188,12 +187,12 @@ class _Service:
         except BadRequest as exc:
             return self.error(400, str(exc), kind="bad_request")
         try:
-            outputs = await self.state.batcher.infer(decoded[0])
+            outputs = await self.state.batcher.infer(decoded.feeds)
         except QueueFull as exc:
             return self.error(503, f"the queue is full ({exc}); retry later", kind="queue_full", retry=True)
         except Exception as exc:  # noqa: BLE001 - the model's failure, answered with its reason
             return self.error(500, f"{type(exc).__name__}: {exc}", kind="model_error")
-        return JSONResponse(encode(decoded, outputs))
+        return encode(decoded, outputs).response()
 
     # -- KServe v2 --------------------------------------------------------------------------
     async def kserve_infer(self, request: Any) -> Any:
@@ -204,7 +203,7 @@ class _Service:
             request,
             "kserve_v2",
             lambda body: decode_kserve(body, length, sig),
-            lambda d, out: encode_kserve(name, sig, out, d[1], d[2]),
+            lambda d, out: encode_kserve(name, sig, out, d),
         )
 
     async def live(self, _: Any) -> Any:
@@ -259,7 +258,7 @@ class _Service:
             request,
             "tfserving",
             lambda body: decode_tfserving(body, sig),
-            lambda d, out: encode_tfserving(sig, out, d[1]),
+            lambda d, out: encode_tfserving(sig, out, d.form),
         )
 
     # -- metrics and lifecycle -----------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 A request is a dict of arrays keyed by the model's input tensor names, every array with the same
 number of rows (its batch). `Batcher.infer` queues it and waits. One collector task takes the first
-queued request, then keeps taking requests whose arrays can be stacked with it (same dtype, same
-shape after the batch axis) until the batch holds ``max_batch_size`` rows or ``max_delay_ms`` has
-passed since the first one arrived; it concatenates them along axis 0 and hands the batch to the
-executor (`tfcpu.Pool` or an in-process Runner), keeping up to ``executor.capacity`` batches in
-flight so every worker stays busy. When the outputs come back they are cut at the same row
-boundaries, and each caller gets its own rows.
+queued request as soon as the executor (`tfcpu.Pool` or an in-process Runner) has a free worker (one
+batch in flight per worker: ``executor.workers``), then keeps taking requests whose arrays can
+be stacked with it (same dtype, same shape after the batch axis) until the batch holds
+``max_batch_size`` rows or ``max_delay_ms`` has passed since the first one arrived, concatenates them
+along axis 0 and hands the batch over. Forming the batch only when a worker can take it means that
+under load everything that queued while the workers were busy leaves in one batch (with several
+workers, the requests one worker answered come back while the other computes, and form its next full
+batch); at low load a request waits at most ``max_delay_ms`` for company. When the outputs come back
+they are cut at the same row boundaries, and each caller gets its own rows.
 
 Backpressure: the queue holds at most ``max_queue`` requests; `infer` raises `QueueFull` at once
 beyond that (the server answers 503 with ``Retry-After``), so memory never grows without bound. A
@@ -34,8 +37,8 @@ class Executor(Protocol):
     """What the batcher runs batches on: `tfcpu.Pool`, or `RunnerExecutor` in this process."""
 
     @property
-    def capacity(self) -> int:
-        """How many batches may run at once (the pool's workers)."""
+    def workers(self) -> int:
+        """How many batches run at once (the pool's workers)."""
 
     def submit(self, feeds: Mapping[str, np.ndarray]) -> concurrent.futures.Future[dict[str, np.ndarray]]:
         """Run one batch (arrays by input tensor name); the future holds the outputs by tensor name."""
@@ -113,7 +116,7 @@ class Batcher:
         """Start the collector on the running event loop (the server's lifespan calls it)."""
         if self._task is None:
             self._queue = asyncio.Queue()
-            self._slots = asyncio.Semaphore(max(1, int(self.executor.capacity)))
+            self._slots = asyncio.Semaphore(max(1, int(self.executor.workers)))
             self._task = asyncio.get_running_loop().create_task(self._collect(), name="tfcpu-batcher")
 
     async def stop(self) -> None:
@@ -166,6 +169,9 @@ class Batcher:
     async def _collect(self) -> None:
         assert self._slots is not None
         while True:
+            # A batch is formed only once an executor slot is free: what queued while every worker
+            # was busy joins it, so batches grow with the load instead of leaving in fragments.
+            await self._slots.acquire()
             first = await self._next(None)
             assert first is not None
             batch, rows = [first], first.rows
@@ -180,7 +186,6 @@ class Batcher:
                     break
                 batch.append(nxt)
                 rows += nxt.rows
-            await self._slots.acquire()
             task = asyncio.get_running_loop().create_task(self._run(batch, rows))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)

@@ -9,7 +9,10 @@ datatype that cannot be cast, a wrong rank or fixed dimension is a `BadRequest` 
 KServe v2: ``{"inputs": [{"name", "shape", "datatype", "data"}], "outputs": [{"name"}]}``; ``data`` flat
 in row-major order (nested lists are accepted too). The binary tensor extension (a JSON header of
 ``Inference-Header-Content-Length`` bytes, then each input's raw bytes in order, sized by its
-``parameters.binary_data_size``) is accepted, as tritonclient sends it by default.
+``parameters.binary_data_size``) is accepted, as tritonclient sends it by default; outputs come back
+the same way when the request asks (``parameters.binary_data_output`` for all, or an output's
+``parameters.binary_data``), as tritonclient asks by default: a JSON header, then each binary output's raw
+little-endian bytes in order (BYTES elements each prefixed by their length as a 4-byte integer).
 
 TF Serving: ``{"instances": [...]}`` (row format: one entry per example; for several inputs each entry
 is an object by key) answered with ``{"predictions": [...]}``, or ``{"inputs": ...}`` (columnar: a
@@ -28,7 +31,17 @@ import numpy as np
 from tfcpu.errors import ConfigError, did_you_mean
 from tfcpu.graph.model import Model, TensorSpec
 
-__all__ = ["BadRequest", "Signature", "decode_kserve", "decode_tfserving", "encode_kserve", "encode_tfserving"]
+__all__ = [
+    "BadRequest",
+    "KServeRequest",
+    "Reply",
+    "Signature",
+    "TFServingRequest",
+    "decode_kserve",
+    "decode_tfserving",
+    "encode_kserve",
+    "encode_tfserving",
+]
 
 KSERVE_DTYPES: dict[str, str] = {
     "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64", "INT8": "int8",
@@ -40,6 +53,50 @@ _TO_KSERVE = {v: k for k, v in KSERVE_DTYPES.items()} | {"string": "BYTES", "bfl
 
 class BadRequest(Exception):
     """A request that does not fit the model's signature (answered with 400 and this message)."""
+
+
+@dataclass(frozen=True)
+class KServeRequest:
+    """A decoded KServe v2 infer request."""
+
+    feeds: dict[str, np.ndarray]  # arrays by tensor name, checked against the signature
+    outputs: tuple[str, ...]  # the output keys asked for (all when none named)
+    id: Any = None
+    binary: frozenset[str] = frozenset()  # output keys to answer with the binary tensor extension
+
+
+@dataclass(frozen=True)
+class TFServingRequest:
+    """A decoded TF Serving predict request."""
+
+    feeds: dict[str, np.ndarray]  # arrays by tensor name, checked against the signature
+    form: str  # "row" (instances) or "columnar" (inputs)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer body: JSON, then (KServe's binary extension) raw tensor bytes after it."""
+
+    body: dict[str, Any]
+    binary: bytes = b""
+
+    def content(self) -> tuple[bytes, dict[str, str]]:
+        """The bytes to send and their headers (``Inference-Header-Content-Length`` when binary)."""
+        head = json.dumps(self.body, separators=(",", ":")).encode()
+        if not self.binary:
+            return head, {"content-type": "application/json"}
+        return head + self.binary, {
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(len(head)),
+        }
+
+    def response(self) -> Any:
+        """The Starlette response."""
+        from starlette.responses import Response
+
+        content, headers = self.content()
+        return Response(content, headers={k: v for k, v in headers.items() if k != "content-type"},
+                        media_type=headers["content-type"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,10 +158,8 @@ def _array(data: Any, shape: Sequence[int] | None, dtype: str, where: str) -> np
     return arr
 
 
-def decode_kserve(
-    body: bytes, header_length: int | None, sig: Signature
-) -> tuple[dict[str, np.ndarray], list[str], Any]:
-    """A KServe v2 infer request -> (arrays by tensor name, requested output keys, request id)."""
+def decode_kserve(body: bytes, header_length: int | None, sig: Signature) -> KServeRequest:
+    """A KServe v2 infer request (JSON, or the binary tensor extension) -> `KServeRequest`."""
     head, binary = (body[:header_length], body[header_length:]) if header_length else (body, b"")
     try:
         request = json.loads(head)
@@ -134,31 +189,64 @@ def decode_kserve(
             given[name] = _array(item["data"], item["shape"], dtype, f"input {name!r}")
         else:
             raise BadRequest(f"input {name!r} has no data")
-    wanted = [str(o.get("name")) for o in request.get("outputs") or [] if isinstance(o, dict)]
+    if offset != len(binary):
+        raise BadRequest(f"{len(binary)} bytes follow the JSON header, the inputs announce {offset}")
+    asked = [o for o in request.get("outputs") or [] if isinstance(o, dict)]
     known = [k for k, _ in sig.outputs]
-    for key in wanted:
-        if key not in known:
-            raise BadRequest(f"unknown output {key!r}; outputs: {known}")
-    return sig.check(given), wanted or known, request.get("id")
+    for item in asked:
+        if str(item.get("name")) not in known:
+            raise BadRequest(f"unknown output {item.get('name')!r}; outputs: {known}")
+    everything = bool(_parameters(request).get("binary_data_output", False))
+    as_binary = {k for k in known if everything}
+    for item in asked:
+        flag = _parameters(item).get("binary_data")
+        if flag is not None:
+            (as_binary.add if flag else as_binary.discard)(str(item["name"]))
+    wanted = tuple(str(o["name"]) for o in asked) or tuple(known)
+    return KServeRequest(sig.check(given), wanted, request.get("id"), frozenset(as_binary & set(wanted)))
 
 
-def encode_kserve(model_name: str, sig: Signature, outputs: Mapping[str, np.ndarray], wanted: list[str],
-                  request_id: Any) -> dict[str, Any]:  # fmt: skip
-    """Outputs by tensor name -> a KServe v2 infer response."""
-    by_key = {key: outputs[spec.name] for key, spec in sig.outputs}
-    body: dict[str, Any] = {
-        "model_name": model_name,
-        "model_version": "1",
-        "outputs": [
-            {"name": key, "shape": list(np.shape(by_key[key])),
-             "datatype": _TO_KSERVE.get(np.asarray(by_key[key]).dtype.name, "BYTES"),
-             "data": _plain(np.asarray(by_key[key]).reshape(-1))}
-            for key in wanted
-        ],
-    }  # fmt: skip
-    if request_id is not None:
-        body["id"] = request_id
-    return body
+def _parameters(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    params = item.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise BadRequest('"parameters" must be an object')
+    return params
+
+
+def encode_kserve(model_name: str, sig: Signature, outputs: Mapping[str, np.ndarray],
+                  request: KServeRequest) -> Reply:  # fmt: skip
+    """Outputs by tensor name -> a KServe v2 infer response (binary outputs where the request asked)."""
+    by_key = {key: np.asarray(outputs[spec.name]) for key, spec in sig.outputs}
+    items: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for key in request.outputs:
+        arr = by_key[key]
+        datatype = _TO_KSERVE.get(arr.dtype.name, "BYTES")
+        item: dict[str, Any] = {"name": key, "shape": list(arr.shape), "datatype": datatype}
+        if key in request.binary:
+            raw = _raw(arr)
+            item["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            item["data"] = _plain(arr.reshape(-1))
+        items.append(item)
+    body: dict[str, Any] = {"model_name": model_name, "model_version": "1", "outputs": items}
+    if request.id is not None:
+        body["id"] = request.id
+    return Reply(body, b"".join(chunks))
+
+
+def _raw(arr: np.ndarray) -> bytes:
+    """A tensor's bytes for the binary extension: little-endian row-major; BYTES length-prefixed."""
+    if arr.dtype == object or arr.dtype.kind in "SU":
+        parts = []
+        for value in arr.reshape(-1).tolist():
+            data = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(len(data).to_bytes(4, "little") + data)
+        return b"".join(parts)
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
 
 
 def _plain(arr: np.ndarray) -> Any:
@@ -167,8 +255,8 @@ def _plain(arr: np.ndarray) -> Any:
     return arr.tolist()
 
 
-def decode_tfserving(body: bytes, sig: Signature) -> tuple[dict[str, np.ndarray], str]:
-    """A TF Serving predict request -> (arrays by tensor name, ``"row"`` or ``"columnar"``)."""
+def decode_tfserving(body: bytes, sig: Signature) -> TFServingRequest:
+    """A TF Serving predict request (row or columnar form) -> `TFServingRequest`."""
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -191,7 +279,7 @@ def decode_tfserving(body: bytes, sig: Signature) -> tuple[dict[str, np.ndarray]
             given = {keys[0]: _array(rows, None, _np_dtype(dtypes[keys[0]]), f"input {keys[0]!r}")}
         else:
             raise BadRequest(f"the model has several inputs {keys}: each instance must be an object by input name")
-        return sig.check(given), "row"
+        return TFServingRequest(sig.check(given), "row")
     columns = request["inputs"]
     if isinstance(columns, dict):
         given = {n: _array(v, None, _np_dtype(dtypes.get(n)), f"input {n!r}") for n, v in columns.items()}
@@ -199,7 +287,7 @@ def decode_tfserving(body: bytes, sig: Signature) -> tuple[dict[str, np.ndarray]
         given = {keys[0]: _array(columns, None, _np_dtype(dtypes[keys[0]]), f"input {keys[0]!r}")}
     else:
         raise BadRequest(f'the model has several inputs {keys}: "inputs" must be an object by input name')
-    return sig.check(given), "columnar"
+    return TFServingRequest(sig.check(given), "columnar")
 
 
 def _np_dtype(dtype: str | None) -> str:
@@ -208,17 +296,17 @@ def _np_dtype(dtype: str | None) -> str:
     return "object" if dtype == "string" else dtype
 
 
-def encode_tfserving(sig: Signature, outputs: Mapping[str, np.ndarray], form: str) -> dict[str, Any]:
+def encode_tfserving(sig: Signature, outputs: Mapping[str, np.ndarray], form: str) -> Reply:
     """Outputs by tensor name -> ``{"predictions": rows}`` (row format) or ``{"outputs": ...}`` (columnar)."""
     by_key = {key: np.asarray(outputs[spec.name]) for key, spec in sig.outputs}
     if form == "columnar":
         if len(by_key) == 1:
-            return {"outputs": _nested(next(iter(by_key.values())))}
-        return {"outputs": {k: _nested(v) for k, v in by_key.items()}}
+            return Reply({"outputs": _nested(next(iter(by_key.values())))})
+        return Reply({"outputs": {k: _nested(v) for k, v in by_key.items()}})
     if len(by_key) == 1:
-        return {"predictions": _nested(next(iter(by_key.values())))}
+        return Reply({"predictions": _nested(next(iter(by_key.values())))})
     n = min(len(v) for v in by_key.values())
-    return {"predictions": [{k: _nested(v[i]) for k, v in by_key.items()} for i in range(n)]}
+    return Reply({"predictions": [{k: _nested(v[i]) for k, v in by_key.items()} for i in range(n)]})
 
 
 def _nested(arr: np.ndarray) -> Any:
