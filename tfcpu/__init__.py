@@ -43,6 +43,8 @@ _LAZY: dict[str, str] = {
     "InstancePlan": "tfcpu.plan",
     "Instance": "tfcpu.plan",
     "load": "tfcpu.graph.load",
+    "load_signatures": "tfcpu.graph.load",
+    "save_signatures": "tfcpu.formats.savedmodel",
     "Model": "tfcpu.graph.model",
     "TensorSpec": "tfcpu.graph.model",
     "GraphOptimizer": "tfcpu.graph.optimizer",
@@ -67,8 +69,9 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:
     from tfcpu._stop import Stopped, stop_signals
+    from tfcpu.formats.savedmodel import save_signatures
     from tfcpu.graph.compare import Comparison, compare_outputs
-    from tfcpu.graph.load import load
+    from tfcpu.graph.load import load, load_signatures
     from tfcpu.graph.model import Model, TensorSpec
     from tfcpu.graph.optimizer import GraphOptimizer, OptimizationResult
     from tfcpu.graph.safety import SafetyReport
@@ -124,7 +127,9 @@ __all__ = [
     "__version__",
     "compare_outputs",
     "load",
+    "load_signatures",
     "runtime_info",
+    "save_signatures",
     "stop_signals",
 ]
 

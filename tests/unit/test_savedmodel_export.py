@@ -106,6 +106,85 @@ def test_saved_model_keys_survive_optimize_and_two_outputs(tmp_path: Path, capsy
         np.testing.assert_allclose(plain["outputs"][key], reference["outputs"][key], rtol=1e-5, atol=1e-6)
 
 
+def test_several_signatures_are_optimised_and_written_back_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SavedModel with three signatures (two of them the same function, as Keras exports ``serve``
+    and ``serving_default``) comes out of ``tfcpu optimize`` with all three, each giving the source's
+    outputs in plain TensorFlow; the shared one is optimised once and stored once."""
+    import tensorflow as tf
+
+    import tfcpu
+
+    class Model2(tf.Module):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(3)
+            self.w = tf.Variable(rng.normal(size=(6, 5)).astype(np.float32))
+            self.scale = tf.Variable(rng.uniform(0.5, 1.5, size=(5,)).astype(np.float32))  # a folded norm
+            self.shift = tf.Variable(rng.normal(size=(5,)).astype(np.float32))
+            self.head = tf.Variable(rng.normal(size=(5, 3)).astype(np.float32))
+
+        def _features(self, x):  # type: ignore[no-untyped-def]
+            return tf.nn.relu(tf.matmul(x, self.w) * self.scale + self.shift)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def classify(self, x):  # type: ignore[no-untyped-def]
+            return {"probs": tf.nn.softmax(tf.matmul(self._features(x), self.head))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def embed(self, x):  # type: ignore[no-untyped-def]
+            return {"features": tf.identity(self._features(x))}
+
+    module = Model2()
+    source = tmp_path / "source"
+    tf.saved_model.save(module, str(source), signatures={"classify": module.classify, "embed": module.embed,
+                                                          "serving_default": module.classify})  # fmt: skip
+    loaded = tfcpu.load_signatures(source)
+    assert list(loaded) == ["serving_default", "classify", "embed"]  # the default first
+    keys = {k: list(m.metadata["signature_keys"]["outputs"].values()) for k, m in loaded.items()}
+    assert keys == {"serving_default": ["probs"], "classify": ["probs"], "embed": ["features"]}
+
+    out = tmp_path / "optimised"
+    assert main(["optimize", str(source), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "signature 'embed'" in printed and "embed:" in printed.splitlines()[-1]
+
+    x = np.random.default_rng(4).normal(size=(4, 6)).astype(np.float32)
+    for name, key in (("serving_default", "probs"), ("classify", "probs"), ("embed", "features")):
+        plain, reference = _plain_tf(out, {"x": x}, signature=name), _plain_tf(source, {"x": x}, signature=name)
+        assert plain["inputs"] == {"x": ["float32", [None, 6]]}
+        np.testing.assert_allclose(plain["outputs"][key], reference["outputs"][key], rtol=1e-5, atol=1e-6)
+
+    record = json.loads((out / "assets.extra" / "tfcpu.json").read_text())
+    assert set(record["signatures"]) == {"serving_default", "classify", "embed"}
+    assert all(entry["optimized_with"] for entry in record["signatures"].values())
+    again = tfcpu.load_signatures(out)
+    assert list(again) == ["serving_default", "classify", "embed"]
+    assert list(again["embed"].metadata["optimized_with"]) == record["signatures"]["embed"]["optimized_with"]
+    assert again["embed"].op_counts() != again["classify"].op_counts()  # each its own graph
+    # serving_default and classify are one function in the file (equal graphs: one set of weights)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((out / "saved_model.pb").read_bytes())
+    sig_defs = proto.meta_graphs[0].signature_def
+    called = {k: sig_defs[k].outputs[next(iter(sig_defs[k].outputs))].name for k in ("serving_default", "classify")}
+    assert set(sig_defs) >= {"serving_default", "classify", "embed"}
+    consts = [n for f in proto.meta_graphs[0].graph_def.library.function for n in f.node_def if n.op == "Const"]
+    weights = [n for n in consts if [d.size for d in n.attr["value"].tensor.tensor_shape.dim] == [5, 3]]
+    assert len(weights) == 1, (called, [w.name for w in weights])  # the (5, 3) head is stored once
+
+    # one signature asked for: one model, as before
+    single = tmp_path / "embed.pb"
+    assert main(["optimize", str(source), "--signature", "embed", "-o", str(single)]) == 0
+    def ops(model: Model) -> dict[str, int]:
+        return {op: n for op, n in model.op_counts().items() if op != "Identity"}  # the export names outputs
+
+    assert ops(load(single)) == ops(again["embed"])
+    with pytest.raises(ConfigError, match="input"):
+        tfcpu.save_signatures(again, out)  # never over the SavedModel they were read from
+
+
 def test_dynamic_sequence_encoder_keeps_its_dynamic_dims(tmp_path: Path):
     from tfcpu.graph.encoder import build_encoder
 

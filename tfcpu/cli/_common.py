@@ -23,6 +23,7 @@ __all__ = [
     "plan_from_args",
     "print_written",
     "progress_bar",
+    "run_signatures",
     "save_output",
 ]
 
@@ -141,8 +142,7 @@ def check_output(
     if not serving and not args.output:
         raise ConfigError("no output named", hint="give -o OUT (a file or a directory) or --serving DIR")
     out = Path(serving or args.output)
-    fmt = getattr(args, "format", None)
-    directory = bool(serving) or fmt == "savedmodel" or (fmt is None and (out.is_dir() or out.suffix == ""))
+    directory = _directory_output(args, out)
     if directory and not directories:
         raise ConfigError(f"the output must be a {' or '.join(suffixes)} file" + (f" {why}" if why else ""),
                           where=str(out))  # fmt: skip
@@ -166,13 +166,78 @@ def check_output(
     return out
 
 
-def save_output(model: Any, out: Path, args: argparse.Namespace) -> Path:
-    """Write ``model`` where `check_output` said, in the format the arguments ask; what was written."""
-    written: Path = model.save(out, format=getattr(args, "format", None), serving=bool(getattr(args, "serving", None)))
-    if model.needs_onednn and written.is_dir():
+def _directory_output(args: argparse.Namespace, out: Path) -> bool:
+    """Whether the output is a directory (a SavedModel): ``--serving``, ``--format savedmodel``, or a
+    path that is a directory or has no suffix."""
+    fmt = getattr(args, "format", None)
+    return (
+        bool(getattr(args, "serving", None))
+        or fmt == "savedmodel"
+        or (fmt is None and (out.is_dir() or out.suffix == ""))
+    )
+
+
+def run_signatures(args: argparse.Namespace, out: Path, work: Callable[[Any], Any]) -> tuple[dict[str, Any], Path]:
+    """Load MODEL, run ``work(model) -> result`` (a result with ``.model``), write and print what it gave.
+
+    A SavedModel with several signatures written to a directory (no ``--signature``, ``--inputs`` or
+    ``--outputs``) is done signature by signature (`tfcpu.load_signatures`; signatures with the same
+    graph, like Keras's ``serve`` and ``serving_default``, once) and written back as one SavedModel
+    with all of them (`tfcpu.save_signatures`). Anything else is one model, as `load_model` reads it.
+
+    Returns:
+        The results by signature name (one entry, named ``""``, for a single model) and the path written.
+    """
+    source = Path(args.model)
+    several = (
+        _directory_output(args, out)
+        and source.is_dir()
+        and not any(getattr(args, k, None) for k in ("signature", "inputs", "outputs"))
+    )
+    if not several:
+        result = work(load_model(args))
+        written = save_output(result.model, out, args)
+        print_written(result, written, as_json=args.json)
+        return {"": result}, written
+    from tfcpu.formats.savedmodel import save_signatures, signature_fingerprint
+    from tfcpu.graph.load import load_signatures
+
+    models = load_signatures(source, allow_unsafe_ops=args.allow_unsafe_ops)
+    results: dict[str, Any] = {}
+    done: dict[bytes, Any] = {}
+    for name, model in models.items():
+        key = signature_fingerprint(model)
+        if key not in done:
+            done[key] = work(model)
+        results[name] = done[key]
+    if len(results) == 1:
+        written = save_output(next(iter(results.values())).model, out, args)
+    else:
+        written = save_signatures({k: r.model for k, r in results.items()}, out, serving=bool(args.serving))
+        _onednn_note(any(r.model.needs_onednn for r in results.values()))
+    if args.json:
+        data = {"signatures": {k: r.to_dict() for k, r in results.items()}, "output": str(written)}
+        print(json.dumps(data, indent=2))
+    else:
+        from tfcpu._render import print_rich
+
+        for name, result in results.items():
+            print(f"signature {name!r}:")
+            print_rich(result)
+    return results, written
+
+
+def _onednn_note(needed: bool) -> None:
+    if needed:
         from tfcpu.formats.savedmodel import ONEDNN_NOTE
 
         print(f"note: {ONEDNN_NOTE}", file=sys.stderr)
+
+
+def save_output(model: Any, out: Path, args: argparse.Namespace) -> Path:
+    """Write ``model`` where `check_output` said, in the format the arguments ask; what was written."""
+    written: Path = model.save(out, format=getattr(args, "format", None), serving=bool(getattr(args, "serving", None)))
+    _onednn_note(model.needs_onednn and written.is_dir())
     return written
 
 

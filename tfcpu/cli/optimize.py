@@ -16,9 +16,7 @@ from tfcpu.cli._common import (
     add_output_args,
     check_inputs_path,
     check_output,
-    load_model,
-    print_written,
-    save_output,
+    run_signatures,
 )
 
 
@@ -53,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):  # before the model loads
         check_number(value, flag, where="tfcpu optimize", minimum=0, hint="tolerances must be finite and non-negative")
     out = check_output(args, (".pb", ".pbtxt"))
-    check_inputs_path(args)  # a missing file is refused before the model loads
-    model = load_model(args)
-    result = optimizer.run(
-        model, check=not args.no_check, rtol=args.rtol, atol=args.atol, check_inputs=check_inputs_path(args)
+    check_inputs = check_inputs_path(args)  # a missing file is refused before the model loads
+    results, out = run_signatures(
+        args,
+        out,
+        lambda model: optimizer.run(
+            model, check=not args.no_check, rtol=args.rtol, atol=args.atol, check_inputs=check_inputs
+        ),
     )
-    out = save_output(result.model, out, args)
-    print_written(result, out, as_json=args.json)
     if not args.json:
-        print(f"wrote {out} ({result.nodes_before} -> {result.nodes_after} nodes)")
+        sizes = ", ".join(f"{(k + ': ') if k else ''}{r.nodes_before} -> {r.nodes_after}" for k, r in results.items())
+        print(f"wrote {out} ({sizes} nodes)")
     return 0

@@ -18,9 +18,7 @@ from tfcpu.cli._common import (
     add_output_args,
     check_inputs_path,
     check_output,
-    load_model,
-    print_written,
-    save_output,
+    run_signatures,
 )
 from tfcpu.errors import ConfigError
 
@@ -133,14 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if backend == "tensorflow":
         _enable_onednn_if_needed()
     check_inputs = check_inputs_path(args)  # a missing file is refused before the model loads
-    model = load_model(args)
-    result = plan.run(model, check_inputs=check_inputs)
-    out = save_output(result.model, out, args)
-    print_written(result, out, as_json=args.json)
+    results, out = run_signatures(args, out, lambda model: plan.run(model, check_inputs=check_inputs))
     if not args.json:
-        state = result.precision if result.quantized else "unchanged FP32"
-        print(f"wrote {out} ({state})")
-        if result.quantized and backend == "tensorflow":
+        states = [(k, r.precision if r.quantized else "unchanged FP32") for k, r in results.items()]
+        print(f"wrote {out} (" + ", ".join(f"{(k + ': ') if k else ''}{state}" for k, state in states) + ")")
+        if any(r.quantized for r in results.values()) and backend == "tensorflow":
             print(
                 "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts call "
                 "tfcpu.SessionConfig.for_topology().with_onednn(True).apply() before importing TensorFlow "

@@ -36,6 +36,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +52,11 @@ __all__ = [
     "METADATA_FILE",
     "ONEDNN_NOTE",
     "load_savedmodel",
+    "load_savedmodel_signatures",
     "read_export_metadata",
     "save_savedmodel",
+    "save_signatures",
+    "signature_fingerprint",
     "signature_keys",
 ]
 
@@ -68,16 +73,28 @@ def load_savedmodel(
     path: Path, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, signature: str | None
 ) -> Model:
     """Scan, load and freeze one signature of the SavedModel at ``path`` (see `tfcpu.graph.load`)."""
-    from dataclasses import replace
-
     from tfcpu.graph.load import _from_saved_model
 
-    model = _from_saved_model(path, inputs, outputs, signature)
+    return _with_export_record(path, _from_saved_model(path, inputs, outputs, signature))
+
+
+def load_savedmodel_signatures(path: Path) -> dict[str, Model]:
+    """Scan and load the SavedModel at ``path`` once; every signature frozen, by name."""
+    from tfcpu.graph.load import saved_model_signatures
+
+    return {key: _with_export_record(path, model) for key, model in saved_model_signatures(path).items()}
+
+
+def _with_export_record(path: Path, model: Model) -> Model:
+    """``model`` with what a tfcpu export recorded for its signature (passes, precision, ...)."""
+    from dataclasses import replace
+
     record = read_export_metadata(path)
     if record is None:
         return model
+    entry = (record.get("signatures") or {}).get(model.metadata.get("signature")) or record
     carried: dict[str, Any] = {
-        k: record[k] for k in ("optimized_with", "precision", "remainder", "fp32_nodes") if k in record
+        k: entry[k] for k in ("optimized_with", "precision", "remainder", "fp32_nodes") if k in entry
     }
     return replace(model, metadata={**carried, **model.metadata, "exported_by_tfcpu": record})
 
@@ -126,6 +143,17 @@ def signature_keys(model: Model) -> tuple[str, tuple[str, ...], tuple[str, ...]]
     return name, keys(model.inputs, recorded.get("inputs") or {}), keys(model.outputs, recorded.get("outputs") or {})
 
 
+def signature_fingerprint(model: Model) -> bytes:
+    """Equal for two Models with the same graph, tensors and signature keys (Keras exports ``serve``
+    and ``serving_default`` as two such signatures): they can share one function in a SavedModel."""
+    import hashlib
+
+    digest = hashlib.sha256(model.graph_def.SerializeToString(deterministic=True))
+    for part in (model.inputs, model.outputs, signature_keys(model)[1:]):
+        digest.update(repr(part).encode())
+    return digest.digest()
+
+
 # -- writing ----------------------------------------------------------------------------------
 def _functions(model: Model, in_keys: tuple[str, ...], out_keys: tuple[str, ...]) -> tuple[Any, Any]:
     """The signature function (one keyword argument per input key) and the ``serve`` endpoint (one
@@ -166,29 +194,48 @@ def _functions(model: Model, in_keys: tuple[str, ...], out_keys: tuple[str, ...]
     return signature, serve
 
 
-def _record(model: Model, name: str, in_keys: tuple[str, ...], out_keys: tuple[str, ...]) -> dict[str, Any]:
-    from tfcpu import __version__
+def _tensors(specs: Any, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"key": k, **s.to_dict()} for s, k in zip(specs, keys, strict=True)]
 
+
+def _signature_record(model: Model, in_keys: tuple[str, ...], out_keys: tuple[str, ...]) -> dict[str, Any]:
+    """What one signature's graph is: its tensors, precision, passes, what it needs from the runtime."""
     meta = model.metadata
-
-    def tensors(specs: Any, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-        return [{"key": k, **s.to_dict()} for s, k in zip(specs, keys, strict=True)]
-
     record: dict[str, Any] = {
-        "tfcpu": __version__,
-        "source": model.source,
-        "signature": {
-            "name": name,
-            "inputs": tensors(model.inputs, in_keys),
-            "outputs": tensors(model.outputs, out_keys),
-        },
+        "inputs": _tensors(model.inputs, in_keys),
+        "outputs": _tensors(model.outputs, out_keys),
         "precision": meta.get("precision", "fp32"),
         "needs_onednn": model.needs_onednn,
+    }
+    for key in ("optimized_with", "remainder", "fp32_nodes"):
+        if key in meta:
+            record[key] = _plain(meta[key])
+    return record
+
+
+def _record(entries: list[_Entry]) -> dict[str, Any]:
+    """``tfcpu.json``: the first signature's record at the top (as a single-signature export has it)
+    and every signature's under ``"signatures"``."""
+    from tfcpu import __version__
+
+    first = entries[0]
+    meta = first.model.metadata
+    record: dict[str, Any] = {
+        "tfcpu": __version__,
+        "source": first.model.source,
+        "signature": {
+            "name": first.name,
+            "inputs": _tensors(first.model.inputs, first.in_keys),
+            "outputs": _tensors(first.model.outputs, first.out_keys),
+        },
+        "precision": meta.get("precision", "fp32"),
+        "needs_onednn": any(e.model.needs_onednn for e in entries),
     }
     for key in ("optimized_with", "remainder", "fp32_nodes", "weights"):
         if key in meta:
             record[key] = _plain(meta[key])
-    if model.needs_onednn:
+    record["signatures"] = {e.name: _signature_record(e.model, e.in_keys, e.out_keys) for e in entries}
+    if record["needs_onednn"]:
         record["runtime"] = ONEDNN_NOTE
     return record
 
@@ -219,11 +266,47 @@ def _check_target(target: Path) -> None:
         )
 
 
-def save_savedmodel(model: Model, path: Path, *, serving: bool = False) -> Path:
-    """Write ``model`` as a SavedModel directory (see the module docstring).
+@dataclass(frozen=True)
+class _Entry:
+    """One signature to write: its name, Model and keys."""
+
+    name: str
+    model: Model
+    in_keys: tuple[str, ...]
+    out_keys: tuple[str, ...]
+
+    def fingerprint(self) -> bytes:
+        """Equal for signatures that can share one function (the same graph, tensors and keys)."""
+        return signature_fingerprint(self.model)
+
+
+def _entries(models: Model | Mapping[str, Model], where: Path) -> list[_Entry]:
+    from tfcpu.graph.model import Model as ModelType
+
+    by_name = {signature_keys(models)[0]: models} if isinstance(models, ModelType) else dict(models)
+    if not by_name:
+        raise ModelError("no signature to write", where=str(where), hint="give at least one Model")
+    entries = []
+    for name, model in by_name.items():
+        if not isinstance(model, ModelType) or model.graph_def is None:
+            raise ModelError(f"signature {name!r} has no graph to export", where=getattr(model, "source", str(where)),
+                             hint="load the model file with tfcpu.load(path) first")  # fmt: skip
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-/]*", name) or name.startswith("__"):
+            raise ModelError(f"{name!r} is not a signature name TensorFlow accepts", where=str(where),
+                             hint="letters, digits, '_', '.', '-', '/', not starting with '__'")  # fmt: skip
+        _, in_keys, out_keys = signature_keys(model)
+        entries.append(_Entry(name, model, in_keys, out_keys))
+    return sorted(entries, key=lambda e: e.name != "serving_default")  # the default first, else as given
+
+
+def save_savedmodel(model: Model | Mapping[str, Model], path: Path, *, serving: bool = False) -> Path:
+    """Write ``model`` (or several Models, by signature name) as a SavedModel directory (see the module
+    docstring).
 
     Args:
-        model: a Model holding a GraphDef.
+        model: a Model holding a GraphDef, written under its own signature name; or a mapping of
+            signature names to Models, each written as one signature (``serving_default`` first).
+            Signatures whose graphs are equal share one function and its weights.
         path: the SavedModel directory; with ``serving``, TF Serving's model base directory.
         serving: write ``path/<version>/`` (1, or one past the highest version there).
 
@@ -231,20 +314,17 @@ def save_savedmodel(model: Model, path: Path, *, serving: bool = False) -> Path:
         The SavedModel directory written.
 
     Raises:
-        ModelError: the model has no graph, the target is a file or a foreign directory, or
-            TensorFlow cannot save the graph (the cause kept).
+        ModelError: a model has no graph, a bad signature name, the target is a file or a foreign
+            directory, or TensorFlow cannot save the graph (the cause kept).
     """
     from tfcpu._io import output_error
     from tfcpu._lazy import import_tensorflow
 
-    if model.graph_def is None:
-        raise ModelError("this model has no graph to export", where=model.source,
-                         hint="load the model file with tfcpu.load(path) first")  # fmt: skip
     target = _next_version(path) if serving else path
+    entries = _entries(model, target)
     _check_target(target)
-    name, in_keys, out_keys = signature_keys(model)
     tf = import_tensorflow()
-    if model.needs_onednn:
+    if any(e.model.needs_onednn for e in entries):
         logger.warning("%s: %s", target, ONEDNN_NOTE)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,21 +333,45 @@ def save_savedmodel(model: Model, path: Path, *, serving: bool = False) -> Path:
         raise output_error(exc, target) from exc
     try:
         module = tf.Module()
-        module.signature, module.serve = _functions(model, in_keys, out_keys)
+        shared: dict[bytes, Any] = {}
+        signatures = {}
+        for i, entry in enumerate(entries):
+            key = entry.fingerprint()
+            if key not in shared:
+                shared[key] = _functions(entry.model, entry.in_keys, entry.out_keys)
+                setattr(module, f"signature_{len(shared) - 1}", shared[key][0])
+            if i == 0:
+                module.serve = shared[key][1]  # TFSMLayer's endpoint: the first (default) signature
+            signatures[entry.name] = shared[key][0]
         try:
-            tf.saved_model.save(module, str(staging / "model"), signatures={name: module.signature})
+            tf.saved_model.save(module, str(staging / "model"), signatures=signatures)
         except (ValueError, TypeError, tf.errors.OpError) as exc:
             raise ModelError("TensorFlow cannot save the graph as a SavedModel", where=str(target),
                              why=f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
         extra = staging / "model" / METADATA_FILE
         extra.parent.mkdir(parents=True, exist_ok=True)
-        extra.write_text(json.dumps(_record(model, name, in_keys, out_keys), indent=2) + "\n", encoding="utf-8")
+        extra.write_text(json.dumps(_record(entries), indent=2) + "\n", encoding="utf-8")
         _replace_dir(staging / "model", target)
     except OSError as exc:
         raise output_error(exc, target) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def save_signatures(models: Mapping[str, Model], path: str | os.PathLike[str], *, serving: bool = False) -> Path:
+    """Write several Models as the signatures of one SavedModel (``tfcpu.save_signatures``).
+
+    ``models`` maps signature names to Models, as `tfcpu.load_signatures` returns them (after
+    optimising or quantising each): ``tfcpu.save_signatures({k: opt.run(m).model for k, m in
+    tfcpu.load_signatures(src).items()}, out)``. ``serving=True`` writes TF Serving's ``path/<version>/``.
+    The directory is written atomically; an input is never overwritten (see `tfcpu.Model.save`).
+    """
+    from tfcpu._io import check_not_input
+
+    target = Path(path)
+    check_not_input(target, [Path(m.source) for m in models.values()], what="path")
+    return save_savedmodel(models, target, serving=serving)
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -87,6 +87,35 @@ def load(
         return _load(source, inputs, outputs, signature, realistic_weights, trust_code)
 
 
+def load_signatures(
+    path: str | os.PathLike[str], *, allow_unsafe_ops: Sequence[str] | str | None = None
+) -> dict[str, Model]:
+    """Every signature of a SavedModel directory, each frozen as its own Model, by signature name.
+
+    ``serving_default`` comes first when there is one. The safety scan runs once, before TensorFlow
+    reads the SavedModel; the model is loaded once. Write them back together with
+    `tfcpu.save_signatures` (what ``tfcpu optimize|quantize`` do for a SavedModel with several
+    signatures).
+
+    Raises:
+        ModelError: ``path`` is not a SavedModel directory, or it has no signatures.
+        UnsafeModelError: the scan refused it (see `load`).
+    """
+    from tfcpu import formats
+    from tfcpu.graph import safety
+
+    where = Path(path)
+    _check_path(where)
+    fmt = formats.for_path(where)
+    if fmt is None or not fmt.directory:
+        raise ModelError("load_signatures reads a SavedModel directory", where=str(where),
+                         hint="use tfcpu.load(path) for a single-graph file")  # fmt: skip
+    from tfcpu.formats.savedmodel import load_savedmodel_signatures
+
+    with safety.allowing(allow_unsafe_ops):
+        return load_savedmodel_signatures(where)
+
+
 def _load(
     source: Any,
     inputs: Names,
@@ -378,6 +407,45 @@ def _from_function(fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, 
 def _from_saved_model(
     path: Path, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, signature: str | None
 ) -> Model:
+    loaded, signatures = _saved_model_signatures(path)  # loaded holds the variables the functions read
+    key = signature or ("serving_default" if "serving_default" in signatures else None)
+    if key is None:
+        if len(signatures) > 1:
+            raise ModelError(
+                "the SavedModel has several signatures; choose one",
+                where=str(path),
+                hint="signature="
+                + " or ".join(repr(k) for k in sorted(signatures))
+                + ", or tfcpu.load_signatures(path) for all of them",
+            )
+        key = next(iter(signatures))
+    if key not in signatures:
+        raise ModelError(
+            f"no signature {key!r}",
+            where=str(path),
+            why=did_you_mean(key, signatures),
+            hint="signatures: " + ", ".join(sorted(signatures)),
+        )
+    model = _freeze_signature(path, key, signatures[key], inputs, outputs)
+    del loaded
+    return model
+
+
+def saved_model_signatures(path: Path) -> dict[str, Model]:
+    """Every signature of the SavedModel at ``path``, each frozen (scanned first, loaded once).
+
+    ``serving_default`` comes first when there is one, the others in name order.
+    """
+    loaded, signatures = _saved_model_signatures(path)  # loaded holds the variables the functions read
+    order = sorted(signatures, key=lambda k: (k != "serving_default", k))
+    models = {key: _freeze_signature(path, key, signatures[key], None, None) for key in order}
+    del loaded
+    return models
+
+
+def _saved_model_signatures(path: Path) -> tuple[Any, dict[str, Any]]:
+    """Scan, then load the SavedModel at ``path``: the loaded object and its signature functions by key
+    (the functions read the object's variables: keep it alive while they are used)."""
     from tfcpu.graph.safety_io import prescan_saved_model
 
     prescan_saved_model(path)  # before TensorFlow reads the SavedModel and runs its restore functions
@@ -395,25 +463,15 @@ def _from_saved_model(
             where=str(path),
             hint="export it with signatures=..., or load the Keras model instead",
         )
-    key = signature or ("serving_default" if "serving_default" in signatures else None)
-    if key is None:
-        if len(signatures) > 1:
-            raise ModelError(
-                "the SavedModel has several signatures; choose one",
-                where=str(path),
-                hint="signature=" + " or ".join(repr(k) for k in sorted(signatures)),
-            )
-        key = next(iter(signatures))
-    if key not in signatures:
-        raise ModelError(
-            f"no signature {key!r}",
-            where=str(path),
-            why=did_you_mean(key, signatures),
-            hint="signatures: " + ", ".join(sorted(signatures)),
-        )
-    model = _from_function(signatures[key], inputs, outputs, f"{path}[{key}]")
+    return loaded, signatures
+
+
+def _freeze_signature(
+    path: Path, key: str, fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None
+) -> Model:
+    model = _from_function(fn, inputs, outputs, f"{path}[{key}]")
     metadata = {**model.metadata, "signature": key}
-    keys = _signature_keys(signatures[key], model, inputs, outputs)
+    keys = _signature_keys(fn, model, inputs, outputs)
     if keys:
         metadata[SIGNATURE_KEYS] = keys
     return Model(model.graph_def, model.inputs, model.outputs, str(path), metadata)
