@@ -148,11 +148,17 @@ def run(args: argparse.Namespace) -> int:
         check_backend(args.backend, where="--backend")
     backend_opts = backend_options(args.backend_option)
     if args.precision is not None:
-        if args.backend != "openvino" and not str(args.model).lower().endswith(".xml"):
+        from tfcpu import formats
+        from tfcpu.runtime.backends._base import BACKENDS, DEFAULT_BACKEND
+
+        fmt = formats.for_path(Path(args.model))
+        chosen = args.backend or (fmt.backend if fmt is not None else DEFAULT_BACKEND)  # an .xml runs on OpenVINO
+        if not BACKENDS[chosen].precision_option:
+            takes = [name for name, entry in BACKENDS.items() if entry.precision_option]
             raise ConfigError(
-                "--precision needs --backend openvino",
-                why="the TensorFlow backend runs the precision the graph's ops have",
-                hint="make a BF16 graph with `tfcpu quantize MODEL --bf16`, or add --backend openvino",
+                f"--precision needs a backend that sets its inference precision: --backend {' or '.join(takes)}",
+                why=f"the {chosen} backend runs the precision the graph's ops have",
+                hint="make a BF16 graph with `tfcpu quantize MODEL --bf16`, or add --backend " + takes[0],
             )
         backend_opts["precision"] = "f32" if args.precision == "fp32" else "bf16"
     itex = _itex_settings(args)
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     config = _prepare_single(args, itex) if single else None
     model = load_model(args)
     check_model_options(model, options)
-    args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on "openvino"
+    args.backend = args.backend or model.preferred_backend  # an OpenVINO IR (.xml) runs on OpenVINO
     settings = _settings(args, itex, backend_opts)
     result: Any
     if single:

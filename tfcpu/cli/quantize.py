@@ -21,6 +21,7 @@ from tfcpu.cli._common import (
     run_signatures,
 )
 from tfcpu.errors import ConfigError
+from tfcpu.quantize.targets import TARGETS
 
 _SMOOTH_QUANT_HELP = (
     "SmoothQuant before INT8 with this alpha in [0, 1] (moves activation outliers into the weights; "
@@ -58,9 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("tensorflow", "openvino"),
-        help="tensorflow: INC graph (.pb/.pbtxt); openvino: NNCF, written as OpenVINO IR (.xml + .bin). "
-        "Default: openvino when OUT ends in .xml",
+        choices=tuple(TARGETS),
+        help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values())
+        + ". Default: the one that writes OUT's format (OpenVINO for .xml), else tensorflow",
     )
     p.add_argument("--no-optimize", action="store_true", help="quantise the graph as loaded (no GraphOptimizer)")
     add_check_inputs(p)
@@ -97,20 +98,33 @@ def _enable_onednn_if_needed() -> None:
     ensure_in_process(decide_onednn(needs_onednn=True))
 
 
+def output_hint(target: str) -> str:
+    """The files ``--backend target`` writes, as ``OUT.xml`` or ``OUT.pb``."""
+    from tfcpu.quantize.targets import get_target
+
+    return " or ".join(f"OUT{s}" for f in get_target(target).output_formats() for s in f.suffixes[:1]) or "DIR"
+
+
 def run(args: argparse.Namespace) -> int:
-    ir_input = Path(args.model).suffix.lower() == ".xml"  # an OpenVINO IR: only NNCF can quantise it
-    if ir_input and args.backend == "tensorflow":
+    from tfcpu import formats
+    from tfcpu.quantize.targets import default_target, get_target
+
+    source = formats.for_path(Path(args.model))
+    output = formats.for_path(Path(args.output)) if args.output else None
+    backend = args.backend or default_target(output, source)  # an .xml output or input: OpenVINO
+    target, precision = get_target(backend, where="--backend"), "bf16" if args.bf16 else "int8"
+    if source is not None and not target.accepts(source, precision):
+        others = [t.name for t in TARGETS.values() if t.accepts(source, precision)]
         raise ConfigError(
-            "an OpenVINO IR cannot be quantised with --backend tensorflow",
+            f"{source.description} cannot be quantised with --backend {backend}",
             where=args.model,
-            why="Intel Neural Compressor works on a TensorFlow graph; an IR holds none",
-            hint="drop --backend tensorflow (an .xml input is quantised by NNCF) and write -o OUT.xml, "
-            "or quantise the TensorFlow model the IR was converted from",
+            why=f"the {backend} {precision} pipeline does not read {source.name} models",
+            hint=(f"use --backend {others[0]} and write -o {output_hint(others[0])}, or " if others else "")
+            + "quantise the TensorFlow model it was converted from",
         )
-    xml_output = Path(args.output or "").suffix.lower() == ".xml"
-    backend = args.backend or ("openvino" if xml_output or ir_input else "tensorflow")
-    allowed = (".xml",) if backend == "openvino" else (".pb", ".pbtxt")
-    out = check_output(args, allowed, why=f"for --backend {backend}", directories=backend != "openvino")
+    outputs = target.output_formats()
+    allowed = tuple(s for f in outputs for s in f.suffixes)
+    out = check_output(args, allowed, why=f"for --backend {backend}", directories=any(f.directory for f in outputs))
     from tfcpu.quantize import Quantizer
 
     plan = Quantizer()
@@ -128,14 +142,14 @@ def run(args: argparse.Namespace) -> int:
         plan = plan.calibrate(load_calibration(args.calibration), batches=args.batches, batch_size=args.batch_size)
     plan = plan.optimize(not args.no_optimize).backend(backend)
 
-    if backend == "tensorflow":
+    if target.runs_onednn_graph:
         _enable_onednn_if_needed()
     check_inputs = check_inputs_path(args)  # a missing file is refused before the model loads
     results, out = run_signatures(args, out, lambda model: plan.run(model, check_inputs=check_inputs))
     if not args.json:
         states = [(k, r.precision if r.quantized else "unchanged FP32") for k, r in results.items()]
         print(f"wrote {out} (" + ", ".join(f"{(k + ': ') if k else ''}{state}" for k, state in states) + ")")
-        if any(r.quantized for r in results.values()) and backend == "tensorflow":
+        if any(r.quantized and r.model.needs_onednn for r in results.values()):
             print(
                 "it needs oneDNN: `tfcpu bench` and multi-instance runs turn it on; in your own scripts call "
                 "tfcpu.SessionConfig.for_topology().with_onednn(True).apply() before importing TensorFlow "

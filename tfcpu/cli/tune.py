@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _names(value: str | None) -> tuple[str, ...]:
-    """``"tensorflow, openvino"`` -> ``("tensorflow", "openvino")`` (checked by ``tune``)."""
+    """``"a, b"`` -> ``("a", "b")`` (checked by ``tune``)."""
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 

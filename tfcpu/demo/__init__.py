@@ -18,8 +18,8 @@ timed duration, synthetic data prepared outside the timed region, all through
 
 plus an ITEX row (the optimised graph under Intel Extension for TensorFlow's OpenMP pool) when
 ITEX is installed, then the OpenVINO rows (`tfcpu.demo._openvino`): the optimised graph on OpenVINO in
-FP32, BF16 (where accelerated) and INT8 (NNCF, synthetic calibration), each in pinned children with
-backend ``"openvino"``, labelled from what the compiled model ran; without ``openvino`` they are
+FP32, BF16 (where accelerated) and INT8 (NNCF, synthetic calibration), each in pinned children on the
+OpenVINO backend, labelled from what the compiled model ran; without ``openvino`` they are
 skipped with the reason. The best row is picked across both backends; speedups stay relative to the
 first row. A row's precision is read from the ops of the graph it timed. Every row reports
 its spread (the throughput of each third of its timed region) and is marked when its difference

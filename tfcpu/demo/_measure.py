@@ -70,7 +70,7 @@ def measure(
         onednn: oneDNN for the children (None: the policy's decision for the graph's ops).
         env: extra environment (ITEX's settings).
         tf_defaults: let TensorFlow choose its threads (the graph baseline).
-        backend: the children's runner backend (``"openvino"`` for the OpenVINO rows).
+        backend: the children's runner backend (OpenVINO's for the OpenVINO rows).
     """
     from tfcpu.runtime.multi import InstanceSettings, run_instances
 

@@ -11,14 +11,35 @@ from typing import TYPE_CHECKING
 from tfcpu.errors import TfcpuError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from tfcpu.demo._steps import Step
     from tfcpu.graph.model import Model
     from tfcpu.topology import Topology
 
-__all__ = ["KEYS", "openvino_models"]
+__all__ = ["KEYS", "PREPARE", "openvino_models", "openvino_steps"]
 
 log = logging.getLogger(__name__)
 
 KEYS = ("ov-fp32", "ov-bf16", "ov-int8")
+BACKEND = "openvino"  # the runner backend of these rows
+PREPARE = "openvino"  # the key of the step that makes the OpenVINO models
+
+
+def openvino_steps() -> tuple[Step, ...]:
+    """The demo's OpenVINO steps: one preparing the models, three rows timing them."""
+    from tfcpu.demo._steps import Step
+
+    rows = (
+        ("ov-fp32", "OpenVINO FP32", "optimised graph on OpenVINO, pinned", "fp32"),
+        ("ov-bf16", "OpenVINO BF16", "OpenVINO BF16 inference precision, pinned", "bf16"),
+        ("ov-int8", "OpenVINO INT8", "NNCF INT8 on OpenVINO, pinned", "int8"),
+    )
+    return (
+        Step(PREPARE, "preparing the OpenVINO models (NNCF INT8, synthetic calibration)", kind="prepare"),
+        *(
+            Step(f"{key}-row", label, name=label, description=text, graph=key, backend=BACKEND, precision=precision)
+            for key, label, text, precision in rows
+        ),
+    )
 
 
 def openvino_models(model: Model, topology: Topology, batches: int) -> dict[str, object]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfcpu._io import atomic_write_text
 from tfcpu._stop import temp_dir
+from tfcpu.demo import _openvino as openvino_demo
 from tfcpu.demo._measure import Measurement, graph_precision, measure, predict_child
 from tfcpu.demo._result import DemoResult, DemoRow, mark_noise, unit_of, with_speedups
 from tfcpu.demo._steps import Step, bf16_graph, demo_steps, int8_graph, itex_env, optimised_graph, prepare_models
@@ -107,7 +108,7 @@ def _prepare(run: _Run, step: Step) -> None:
                 run.notes.append(run.topo.precisions["int8"].advice)
         elif step.key == "bf16":
             run.graphs["bf16"] = bf16_graph(run.graph("optimised"), run.topo)
-        elif step.key == "openvino":
+        elif step.key == openvino_demo.PREPARE:
             from tfcpu.demo._openvino import openvino_models
 
             source = run.graphs.get("optimised") or run.graph("frozen")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tfcpu.demo._openvino import openvino_steps
 from tfcpu.errors import QuantizationError, TfcpuError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,33 +141,7 @@ def demo_steps(n_multi: int) -> tuple[Step, ...]:
             itex=True,
             when="itex",
         ),
-        Step("openvino", "preparing the OpenVINO models (NNCF INT8, synthetic calibration)", kind="prepare"),
-        Step(
-            "ov-fp32-row",
-            "OpenVINO FP32",
-            name="OpenVINO FP32",
-            description="optimised graph on OpenVINO, pinned",
-            graph="ov-fp32",
-            backend="openvino",
-        ),
-        Step(
-            "ov-bf16-row",
-            "OpenVINO BF16",
-            name="OpenVINO BF16",
-            description="OpenVINO BF16 inference precision, pinned",
-            graph="ov-bf16",
-            backend="openvino",
-            precision="bf16",
-        ),
-        Step(
-            "ov-int8-row",
-            "OpenVINO INT8",
-            name="OpenVINO INT8",
-            description="NNCF INT8 on OpenVINO, pinned",
-            graph="ov-int8",
-            backend="openvino",
-            precision="int8",
-        ),
+        *openvino_steps(),
     )
 
 

@@ -382,8 +382,9 @@ def run_bf16(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
 
 
 def run_openvino(plan: Quantizer, model: Model, seed: int) -> QuantizationResult:
-    """``.backend("openvino")``: INT8 through NNCF or BF16 inference precision (tfcpu/quantize/_nncf.py),
-    from the same calibration data; the TensorFlow FP32 graph is optimised once first, like the TF path."""
+    """The OpenVINO target (`tfcpu.quantize.targets`): INT8 through NNCF or BF16 inference precision
+    (tfcpu/quantize/_nncf.py), from the same calibration data; the TensorFlow FP32 graph is optimised
+    once first, like the TF path."""
     from tfcpu.quantize._nncf import quantizer_result
     from tfcpu.runtime.backends._openvino_util import openvino_refusal
 

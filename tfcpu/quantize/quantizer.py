@@ -216,13 +216,11 @@ class Quantizer:
         return replace(self, optimize_first=bool(enabled))
 
     def backend(self, name: str) -> Quantizer:
-        """Quantise for ``"tensorflow"`` (INC graph, default) or ``"openvino"`` (NNCF; an OpenVINO IR model)."""
-        if name not in ("tensorflow", "openvino"):
-            from tfcpu.errors import did_you_mean
+        """Quantise for the runtime ``name`` (a key of `tfcpu.quantize.targets.TARGETS`): TensorFlow
+        (INC graph, the default) or OpenVINO (NNCF; an OpenVINO IR model)."""
+        from tfcpu.quantize.targets import get_target
 
-            hint = did_you_mean(name, ("tensorflow", "openvino")) or "use 'tensorflow' or 'openvino'"
-            raise ConfigError(f"unknown backend {name!r}", where="Quantizer.backend", hint=hint)
-        return replace(self, target=name)
+        return replace(self, target=get_target(name).name)
 
     # -- description ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -268,19 +266,23 @@ class Quantizer:
                 precision this CPU does not accelerate (BF16 without AVX512_BF16/AMX_BF16).
             QuantizationError: INC or the BF16 rewrite failed, or the evaluation cannot run here.
         """
-        from tfcpu.quantize import _pipeline
 
         if not isinstance(model, Model):
             raise ConfigError(
                 f"Quantizer.run needs a tfcpu Model, got {type(model).__name__}", hint="load it with tfcpu.load(...)"
             )
-        if model.format != "graphdef" and self.target == "tensorflow":  # before any work (issue 23)
+        from tfcpu import formats
+        from tfcpu.quantize.targets import TARGETS, get_target
+
+        target, fmt = get_target(self.target, where="Quantizer.run"), formats.for_model(model)
+        if not target.accepts(fmt, self.precision):  # before any work (issue 23)
+            others = [t.name for t in TARGETS.values() if t.accepts(fmt, self.precision)]
             raise ConfigError(
-                f"a {model.format} model cannot be quantised for TensorFlow",
+                f"a {fmt.name} model cannot be quantised to {self.precision} for {target.name}",
                 where=model.source,
-                why="Intel Neural Compressor and the BF16 rewrite work on a TensorFlow GraphDef; this model holds none",
-                hint='quantise it with .backend("openvino") / --backend openvino (written as .xml + .bin), or '
-                "quantise the TensorFlow model it was converted from",
+                why=f"the {target.name} {self.precision} pipeline does not read {fmt.description}",
+                hint=(f"quantise it with .backend({others[0]!r}) / --backend {others[0]}, or " if others else "")
+                + "quantise the TensorFlow model it was converted from",
             )
         if self.calibration is None and self.precision == "int8":
             raise ConfigError(
@@ -288,14 +290,6 @@ class Quantizer:
                 where="Quantizer.run",
                 hint='call .calibrate(data) first (or .calibrate("synthetic") for speed tests only)',
             )
-        # One entry per (target, precision). A second backend (OpenVINO/NNCF) adds a builder that sets
-        # ``target`` and its entries here; everything after the dispatch is that backend's own pipeline.
-        pipelines = {
-            ("tensorflow", "int8"): _pipeline.run_int8,
-            ("tensorflow", "bf16"): _pipeline.run_bf16,
-            ("openvino", "int8"): _pipeline.run_openvino,
-            ("openvino", "bf16"): _pipeline.run_openvino,
-        }
         if self.rest != "fp32" and self.precision != "int8":
             raise ConfigError(
                 f"remainder({self.rest!r}) is an INT8 option",
@@ -308,13 +302,7 @@ class Quantizer:
             from tfcpu.topology import Topology
 
             check_precision("bf16", self.topology or Topology.detect())
-        pipeline = pipelines.get((self.target, self.precision))
-        if pipeline is None:
-            raise ConfigError(
-                f"no {self.precision} quantisation for the {self.target!r} target",
-                where="Quantizer.run",
-                hint=f"use one of {sorted(f'{t}/{p}' for t, p in pipelines)}",
-            )
+        pipeline = target.pipeline(self.precision)
         plan = self if check_inputs is None else replace(self, check_inputs=check_inputs)
         return pipeline(plan, model, seed)
 

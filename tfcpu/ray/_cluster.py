@@ -194,8 +194,9 @@ def predict(
         actors: pool size (default: from `survey()`, one per slot that Ray can place).
         predictor_class: `Predictor` or a subclass of it.
         num_cpus: Ray CPUs each actor reserves (default: see `pool_size()`).
-        backend: the runner backend of every actor (``"tensorflow"`` default, ``"openvino"``: each actor
-            converts and compiles the model with its instance's threads); checked here, before Ray starts.
+        backend: the runner backend of every actor (``"tensorflow"`` default, or another registered
+            one, OpenVINO: each actor converts and compiles the model with its instance's threads);
+            checked here, before Ray starts.
         backend_options: that backend's options (see `tfcpu.Runner`).
         map_batches_kwargs: passed to ``map_batches`` (e.g. ``max_restarts=``).
 

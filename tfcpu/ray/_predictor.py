@@ -159,7 +159,7 @@ class Predictor:
         pin: pin the actor (default). ``False`` keeps the plan's threads but no affinity and
             no slot claim — for comparisons only.
         backend: the runner backend every actor runs the model on (``"tensorflow"`` by default,
-            ``"openvino"``): the actor's `Runner` gets it with the instance's threads.
+            or another registered backend such as OpenVINO): the actor's `Runner` gets it with the instance's threads.
         backend_options: the backend's options (e.g. ``{"hint": "latency"}``), passed unchanged.
     """
 

@@ -522,7 +522,7 @@ def serve(
         claim_timeout: see `Predictor`.
         pin: see `Predictor` (``False``: plan threads, no pinning; for comparisons).
         onednn: force ``TF_ENABLE_ONEDNN_OPTS`` in the replicas (default: on when the graph needs it).
-        backend: the runner backend of every replica (``"tensorflow"`` or ``"openvino"``).
+        backend: the runner backend of every replica (a key of `tfcpu.runtime.backends.BACKENDS`).
         backend_options: that backend's options.
         app_name: the Ray Serve application name (default ``name``).
         deployment_options: more ``serve.deployment`` options (e.g. ``health_check_period_s``).

@@ -18,7 +18,7 @@ class InstanceSettings:
     """How the children of a multi-instance run are started and supervised (everything but the timing).
 
     Attributes:
-        backend: the registered backend every child runs (``"tensorflow"``, ``"openvino"``).
+        backend: the registered backend every child runs (a key of `tfcpu.runtime.backends.BACKENDS`).
         backend_options: the backend's options as ``(key, value)`` pairs.
         threads: ``(intra, inter)`` for every child instead of the plan's; ``0`` lets the runtime
             choose (its defaults), for baselines.

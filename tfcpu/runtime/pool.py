@@ -1050,9 +1050,9 @@ def new_core(
     ``bench`` requests). ``threads`` overrides every instance's ``(intra, inter)`` (``0``: the
     runtime's defaults).
     """
-    options = dict(backend_options)
-    if backend == "openvino":
-        options.setdefault("streams", 1)
+    from tfcpu.runtime.backends._base import backend_entry
+
+    options = {**backend_entry(backend).pool_defaults, **backend_options}
     pool_id = f"{os.getpid()}-{next(_POOL_IDS)}"
     configs, envs = [], []
     for inst in plan.instances:

@@ -7,7 +7,7 @@ Lifecycle (strict, like a file object)::
         result = runner.benchmark(BenchmarkOptions(batch_size=16, steps=50))
     # deactivate: the backend is released; run() now raises RunnerError
 
-The backend (``backend="tensorflow"`` by default, ``"openvino"``, see
+The backend (``backend="tensorflow"`` by default, or another key of `BACKENDS`, see
 `tfcpu.runtime.backends`) executes the model; Runner keeps the lifecycle, the feed
 validation and the benchmark semantics, which are the same for every backend. For TensorFlow,
 threads are applied through the session's ConfigProto, which takes effect even after TensorFlow
@@ -133,7 +133,7 @@ class Runner:
         model: a frozen `Model` (see `tfcpu.load()`).
         config: thread settings; ``None`` uses ``SessionConfig.for_topology()`` (the white
             paper's defaults for this machine's usable cores).
-        backend: the registered backend name (``"tensorflow"``, ``"openvino"``); unknown names are
+        backend: the registered backend name (a key of `tfcpu.runtime.backends.BACKENDS`); unknown names are
             refused here, with a did-you-mean.
         options: backend-specific settings, passed to the backend unchanged.
         name: a label for results.
@@ -165,7 +165,7 @@ class Runner:
         self.model = model
         self._config = config
         self.name = name
-        self.backend_name = backend or model.preferred_backend  # an OpenVINO IR runs on "openvino"
+        self.backend_name = backend or model.preferred_backend  # an OpenVINO IR runs on OpenVINO
         self._backend_class = backend_class(self.backend_name)
         self.backend_options: dict[str, Any] = dict(options or {})
         self._backend: Backend | None = None

@@ -5,11 +5,12 @@ and optionally oneDNN on/off, run the model as that many pinned instances at onc
 record the common-window throughput and the p99 batch latency. The best row is the highest
 throughput, or the highest throughput whose p99 stays under a latency budget.
 
-Across backends and precisions (``backends=("tensorflow", "openvino")``, ``precisions=("fp32",
-"bf16", "int8")``) every layout is measured for every model `tfcpu.runtime._tune_variants` can
-make; each row's backend and precision are read from what ran (the children's ``describe()``),
-and a quantised row may be named best only when it passes the accuracy rule (the quantiser's
-agreement with TensorFlow FP32; `AccuracyRule`, said in ``TuneResult.accuracy_rule``).
+Across backends and precisions (``backends=`` names from the backend registry, TensorFlow and
+OpenVINO; ``precisions=("fp32", "bf16", "int8")``) every layout is measured for every model
+`tfcpu.runtime._tune_variants` can make; each row's backend and precision are read from what ran
+(the children's ``describe()``), and a quantised row may be named best only when it passes the
+accuracy rule (the quantiser's agreement with TensorFlow FP32; `AccuracyRule`, said in
+``TuneResult.accuracy_rule``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcpu._render import TextTable, html_table, rich_table
-from tfcpu.errors import ConfigError
+from tfcpu.errors import ConfigError, TfcpuError
 from tfcpu.graph.model import Model
 from tfcpu.runtime._tune_variants import PRECISIONS, AccuracyRule, Variant, check_names, prepare_variants
 from tfcpu.runtime.backends._base import BenchmarkOptions
@@ -261,9 +262,7 @@ def tune(
     names = check_names(list(backends or (base.backend,)), _backend_names(), "backend")
     asked = check_names(list(precisions), PRECISIONS, "precision")
     notes: list[str] = []
-    if "openvino" in names:
-        _require_openvino()
-        names = _openvino_or_fallback(model, names, notes)
+    names = _runnable_backends(model, names, notes)
     topo = topology or Topology.detect()
     counts = list(cores_per_instance or core_counts(topo.usable_physical_cores))
     if not counts or any(k < 1 for k in counts):
@@ -319,32 +318,24 @@ def tune(
     )
 
 
-def _require_openvino() -> None:
-    """MissingDependencyError naming tfcpu[openvino] before anything is measured (found, not imported:
-    the children import it; the parent's quantiser imports it when it needs it)."""
-    import importlib.util
+def _runnable_backends(model: Model, names: tuple[str, ...], notes: list[str]) -> tuple[str, ...]:
+    """The backends to try, found before anything is measured: a missing package is an error naming
+    its extra; a backend that cannot run the model (OpenVINO failing to convert it) is dropped with its
+    whole reason in ``notes``, and the default backend takes over when none is left."""
+    from tfcpu.runtime.backends._base import DEFAULT_BACKEND, backend_entry
 
-    from tfcpu.errors import MissingDependencyError
-
-    try:
-        missing = importlib.util.find_spec("openvino") is None
-    except ValueError:  # sys.modules["openvino"] is None: how a test hides it
-        missing = True
-    if missing:
-        raise MissingDependencyError("openvino", extra="openvino", purpose="tune --backend openvino runs OpenVINO")
-
-
-def _openvino_or_fallback(model: Model, names: tuple[str, ...], notes: list[str]) -> tuple[str, ...]:
-    """The backends to try: without OpenVINO when it cannot convert the model (found before anything is
-    measured), with its whole reason in ``notes``; TensorFlow instead when OpenVINO was the only one."""
-    from tfcpu.runtime.backends._openvino_util import openvino_refusal
-
-    refusal = openvino_refusal(model)
-    if refusal is None:
-        return names
-    kept = tuple(n for n in names if n != "openvino") or ("tensorflow",)
-    notes.append(f"openvino skipped, tuned on {', '.join(kept)}: {refusal.what} [{refusal.where}]: {refusal.why}")
-    log.warning("tune: %s; falling back to %s", refusal.what, ", ".join(kept))
+    refused: dict[str, Exception] = {}
+    for name in names:
+        entry = backend_entry(name, where="tune(backends=...)")
+        entry.require(name, purpose=f"tune --backend {name} runs it")
+        reason = entry.refuses(model)
+        if reason is not None:
+            refused[name] = reason
+    kept = tuple(n for n in names if n not in refused) or (DEFAULT_BACKEND,)
+    for name, reason in refused.items():
+        detail = f"{reason.what} [{reason.where}]: {reason.why}" if isinstance(reason, TfcpuError) else str(reason)
+        notes.append(f"{name} skipped, tuned on {', '.join(kept)}: {detail}")
+        log.warning("tune: %s cannot run the model (%s); falling back to %s", name, detail, ", ".join(kept))
     return kept
 
 

@@ -34,15 +34,95 @@ if TYPE_CHECKING:  # pragma: no cover
     from tfcpu.graph.model import Model
     from tfcpu.session.config import SessionConfig
 
-__all__ = ["BACKENDS", "Backend", "BenchmarkOptions", "Timing", "backend_class", "check_backend", "timed_loop"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "Backend",
+    "BackendEntry",
+    "BenchmarkOptions",
+    "Timing",
+    "backend_class",
+    "backend_entry",
+    "check_backend",
+    "timed_loop",
+]
 
 Progress = Callable[[int, int], None]
 
-# name -> "module:Class"; imported on first use so a missing optional package fails only when chosen.
-BACKENDS: dict[str, str] = {
-    "tensorflow": "tfcpu.runtime.backends.tensorflow:TensorFlowBackend",
-    "openvino": "tfcpu.runtime.backends.openvino:OpenVinoBackend",
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """What the rest of tfcpu may know about a backend without importing it.
+
+    Attributes:
+        target: ``"module:Class"`` of the `Backend`, imported on first use (a missing optional
+            package fails only when the backend is chosen).
+        package: the optional package it needs (checked with ``find_spec`` before work starts), if any.
+        extra: the ``tfcpu[...]`` extra that installs it.
+        precision_option: it takes ``precision=f32|bf16`` as a backend option (an inference precision
+            set at compile time, rather than read from the graph's ops).
+        pool_defaults: backend options every pinned worker gets unless given (``Pool``, ``run_instances``).
+        refusal: ``"module:function"``, ``function(model) -> Exception | None``: whether it cannot run a
+            model, found before any other work (``tune`` falls back to another backend then).
+    """
+
+    target: str
+    package: str | None = None
+    extra: str | None = None
+    precision_option: bool = False
+    pool_defaults: Mapping[str, Any] = field(default_factory=dict)
+    refusal: str | None = None
+
+    def require(self, name: str, purpose: str) -> None:
+        """MissingDependencyError naming the extra when the package is not installed (found, not imported)."""
+        if self.package is None:
+            return
+        import importlib.util
+
+        from tfcpu.errors import MissingDependencyError
+
+        try:
+            missing = importlib.util.find_spec(self.package) is None
+        except ValueError:  # sys.modules[package] is None: how a test hides it
+            missing = True
+        if missing:
+            raise MissingDependencyError(self.package, extra=self.extra or name, purpose=purpose)
+
+    def refuses(self, model: Model) -> Exception | None:
+        """The reason this backend cannot run ``model`` (None when it can, or when it cannot tell)."""
+        if self.refusal is None:
+            return None
+        module_name, _, attr = self.refusal.partition(":")
+        reason: Exception | None = getattr(importlib.import_module(module_name), attr)(model)
+        return reason
+
+
+# The registry: name -> entry. A new backend is one module and one entry.
+BACKENDS: dict[str, BackendEntry] = {
+    "tensorflow": BackendEntry("tfcpu.runtime.backends.tensorflow:TensorFlowBackend"),
+    "openvino": BackendEntry(
+        "tfcpu.runtime.backends.openvino:OpenVinoBackend",
+        package="openvino",
+        extra="openvino",
+        precision_option=True,
+        pool_defaults={"streams": 1},  # one pinned instance, one stream: the pool is the parallelism
+        refusal="tfcpu.runtime.backends._openvino_util:openvino_refusal",
+    ),
 }
+DEFAULT_BACKEND = "tensorflow"
+
+
+def backend_entry(name: str, *, where: str = "Runner(backend=...)") -> BackendEntry:
+    """The registry entry of backend ``name``, without importing it.
+
+    Raises:
+        ConfigError: no backend of that name (with a did-you-mean).
+    """
+    entry = BACKENDS.get(name)
+    if entry is None:
+        hint = did_you_mean(name, BACKENDS) or f"choose one of {', '.join(sorted(BACKENDS))}"
+        raise ConfigError(f"unknown backend {name!r}", where=where, hint=hint)
+    return entry
 
 
 def check_backend(name: str, *, where: str = "Runner(backend=...)") -> str:
@@ -51,11 +131,7 @@ def check_backend(name: str, *, where: str = "Runner(backend=...)") -> str:
     Raises:
         ConfigError: no backend of that name (with a did-you-mean).
     """
-    target = BACKENDS.get(name)
-    if target is None:
-        hint = did_you_mean(name, BACKENDS) or f"choose one of {', '.join(sorted(BACKENDS))}"
-        raise ConfigError(f"unknown backend {name!r}", where=where, hint=hint)
-    return target
+    return backend_entry(name, where=where).target
 
 
 def backend_class(name: str) -> type[Backend]:
