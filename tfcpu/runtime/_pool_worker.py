@@ -259,8 +259,6 @@ def _bench(rx: Connection, tx: Connection, runner: Any, msg: dict[str, Any]) -> 
 
 def _serve(rx: Connection, tx: Connection, runner: Any, segments: _Segments) -> int:
     """Answer requests until ``stop`` or the parent is gone (0); a failed ``bench`` ends the worker (1)."""
-    from tfcpu.runtime.worker import cause_line
-
     backend = runner.backend
     while True:
         try:
@@ -301,8 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config, runner, warm_ms = _start(spec)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises InstanceError
-            from tfcpu.runtime.worker import cause_line
-
             cause = cause_line(exc)
             sys.stderr.write(f"tfcpu pool worker {spec['index']}: {cause}\n")
             _send(tx, {"op": "failed", "cause": cause})
@@ -318,6 +314,15 @@ def _exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def cause_line(exc: BaseException) -> str:
+    """The failure's cause in one line: ``Type: first line of the message`` (its hint after ``|``)."""
+    text = str(exc).strip()
+    first, _, rest = text.partition("\n")
+    hint = next((line.strip() for line in rest.splitlines() if line.strip().startswith("hint:")), "")
+    line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return f"{line} | {hint}" if hint else line
 
 
 if __name__ == "__main__":
