@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -112,6 +113,34 @@ def test_payload_unpickles_without_importing_tensorflow() -> None:
     probe = f"import pickle, sys; p = pickle.loads({blob!r}); print('tensorflow' in sys.modules, p.input_names)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "False"
+
+
+def test_an_actor_turns_onednn_on_before_tensorflow_for_an_int8_payload() -> None:
+    """An INT8 graph's kernels exist only with oneDNN on; an actor reads that from the payload and sets
+    TF_ENABLE_ONEDNN_OPTS before its Runner imports TensorFlow (an FP32 payload leaves it alone)."""
+    import dataclasses
+    import pickle
+
+    from tfcpu.graph.model import NEEDS_ONEDNN
+
+    fp32 = dense_softmax()
+    int8_like = dataclasses.replace(fp32, metadata={NEEDS_ONEDNN: True})  # what the Quantizer marks
+    for model, expected in ((int8_like, "1"), (fp32, None)):
+        payload = ModelPayload.from_model(model)
+        assert payload.needs_onednn is (expected == "1")
+        probe = (
+            "import os, pickle, sys; from tfcpu.ray import Predictor; "
+            f"p = Predictor(pickle.loads({pickle.dumps(payload)!r}), instances=1, pin=False); "
+            "from tfcpu.session.runtime import runtime_info; "
+            "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), runtime_info().onednn_enabled)"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        value, running = out.stdout.split()[-2:]
+        assert value == str(expected)
+        if expected == "1":
+            assert running == "True"  # the actor's TensorFlow really has it on
 
 
 def test_importing_tfcpu_ray_imports_neither_ray_nor_tensorflow() -> None:

@@ -28,6 +28,7 @@ class ModelPayload:
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
     source: str = "<memory>"
+    needs_onednn: bool = False  # read from the ops in the driver: an actor decides before TensorFlow starts
 
     @classmethod
     def from_model(cls, model: Model) -> ModelPayload:
@@ -43,6 +44,7 @@ class ModelPayload:
             tuple(s.to_dict() for s in model.inputs),
             tuple(s.to_dict() for s in model.outputs),
             model.source,
+            model.needs_onednn,
         )
 
     @classmethod

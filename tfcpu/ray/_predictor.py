@@ -189,6 +189,8 @@ class Predictor:
         from tfcpu.ray._slots import claim_slot
 
         tf_started = "tensorflow" in sys.modules
+        # a payload (what tfcpu.ray.predict sends) is read without TensorFlow: its oneDNN need is known now
+        early = self._resolve(model) if isinstance(model, ModelPayload) or type(model).__name__ == "ObjectRef" else None
         plan = node_plan(cores_per_instance, instances, smt)
         self._claim: SlotClaim | None = None
         if pin:
@@ -207,7 +209,11 @@ class Predictor:
             )
         else:
             instance.session_config().apply()  # the plan's variables, set through the one writer (apply)
-        payload = self._resolve(model)
+        if early is not None and early.needs_onednn:  # INT8/BF16 kernels: oneDNN on before TensorFlow starts
+            from tfcpu.session.precision import decide_onednn, prepare_process
+
+            prepare_process(decide_onednn(needs_onednn=True), where=f"tfcpu.ray actor {instance.index}")
+        payload = early if early is not None else self._resolve(model)
         self.model = payload.to_model() if isinstance(payload, ModelPayload) else payload
         self._feeds = self._map_inputs(input_columns)
         self._outputs = self._map_outputs(output_prefix)
