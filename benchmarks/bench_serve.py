@@ -183,7 +183,12 @@ def main() -> int:
     for other, target in (("pool offline", 0.9), ("baseline", 1.5), ("ray serve", None)):
         if serve and other in paths and serve.samples and paths[other].samples:
             goal = f" (issue 26: >= {target})" if target else ""
-            print(f"  tfcpu serve / {other} = {fmt_compared(serve.samples, paths[other].samples)}{goal}")
+            # within a round the paths ran minutes apart, not together: the per-round ratios show how
+            # much a neighbour's load moved between them, and their median is the figure to quote
+            rounds = [a / b for a, b in zip(serve.samples, paths[other].samples, strict=False) if b > 0]
+            per_round = ", ".join(f"{x:.2f}" for x in rounds)
+            print(f"  tfcpu serve / {other} = {fmt_compared(serve.samples, paths[other].samples)}{goal}; "
+                  f"per round {per_round}, median {summarise(rounds)[0]:.2f}×")  # fmt: skip
     if args.json:
         write_json(args.json, {**record, "label": label, "paths": {p: {**paths[p].to_dict(), "runs": extra[p]}
                                                                    for p in wanted}})  # fmt: skip
