@@ -69,6 +69,21 @@ def test_damaged_files_raise_and_stay_untouched(pb: Path, damage: str):
     check()
 
 
+def test_a_complete_graph_without_versions_loads_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TensorFlow's C++ graph_transforms writes GraphDefs without a versions field: such a file is the
+    paper's own step 4 output, so it loads (saying so); a truncated one still fails (test above)."""
+    graph = tf1_style_graph()
+    graph.ClearField("versions")
+    path = tmp_path / "transformed.pb"
+    path.write_bytes(graph.SerializeToString())
+    with caplog.at_level("WARNING", logger="tfcpu.graph.load"):
+        model = tfcpu.load(path)
+    assert len(model.graph_def.node) >= len(graph.node) - 1 and model.outputs
+    assert "no versions field" in caplog.text
+
+
 def test_missing_file_and_non_saved_model_directory(tmp_path: Path):
     with pytest.raises(ModelError, match="not found"):
         tfcpu.load(tmp_path / "nope.pb")
