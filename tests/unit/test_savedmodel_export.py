@@ -162,6 +162,9 @@ def test_several_signatures_are_optimised_and_written_back_together(
     assert list(again) == ["serving_default", "classify", "embed"]
     assert list(again["embed"].metadata["optimized_with"]) == record["signatures"]["embed"]["optimized_with"]
     assert again["embed"].op_counts() != again["classify"].op_counts()  # each its own graph
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert "signatures 'serving_default', 'classify', 'embed'" in capsys.readouterr().out
     # serving_default and classify are one function in the file (equal graphs: one set of weights)
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -46,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
         print_rich(summary, report)
         if export is not None:
             passes = export.get("optimized_with") or ()
+            names = list(export.get("signatures") or ()) or [export.get("signature", {}).get("name", "?")]
             print(
                 f"exported by tfcpu {export.get('tfcpu', '?')}: precision {export.get('precision', 'fp32')}, "
-                f"{len(passes)} optimisation passes, signature {export.get('signature', {}).get('name', '?')!r}"
+                f"{len(passes)} optimisation passes, "
+                + ("signature " if len(names) == 1 else "signatures ")
+                + ", ".join(repr(n) for n in names)
+                + (f" (this one: {model.metadata.get('signature')!r})" if len(names) > 1 else "")
             )
         print(f"runtime: {runtime}")
     return 0
