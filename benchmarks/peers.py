@@ -470,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
         mark = noise_mark(best_samples, peer.samples)
         print(f"tfcpu best / {family} best ({peer.name}) = {fmt_ratio(ratio(best, peer.median))}{mark}")
     print(f"tfcpu best: {best_name or 'failed'} (goal ≥ 1.0× every peer)")
+    check = checks[best_name]["agreement"] if best_name in checks else None
+    if check is not None and not check.ok:
+        print(f"tfcpu best is beyond the accuracy tolerance here (cos {check.cosine:.5f}): "
+              "its ratios compare speed only")  # fmt: skip
     if args.json:
         write_json(
             args.json,
