@@ -98,13 +98,6 @@ def _enable_onednn_if_needed() -> None:
     ensure_in_process(decide_onednn(needs_onednn=True))
 
 
-def output_hint(target: str) -> str:
-    """The files ``--backend target`` writes, as ``OUT.xml`` or ``OUT.pb``."""
-    from tfcpu.quantize.targets import get_target
-
-    return " or ".join(f"OUT{s}" for f in get_target(target).output_formats() for s in f.suffixes[:1]) or "DIR"
-
-
 def run(args: argparse.Namespace) -> int:
     from tfcpu import formats
     from tfcpu.quantize.targets import default_target, get_target
@@ -113,15 +106,9 @@ def run(args: argparse.Namespace) -> int:
     output = formats.for_path(Path(args.output)) if args.output else None
     backend = args.backend or default_target(output, source)  # an .xml output or input: OpenVINO
     target, precision = get_target(backend, where="--backend"), "bf16" if args.bf16 else "int8"
-    if source is not None and not target.accepts(source, precision):
-        others = [t.name for t in TARGETS.values() if t.accepts(source, precision)]
-        raise ConfigError(
-            f"{source.description} cannot be quantised with --backend {backend}",
-            where=args.model,
-            why=f"the {backend} {precision} pipeline does not read {source.name} models",
-            hint=(f"use --backend {others[0]} and write -o {output_hint(others[0])}, or " if others else "")
-            + "quantise the TensorFlow model it was converted from",
-        )
+    refusal = None if source is None else target.refusal(source, precision, where=args.model)
+    if refusal is not None:  # before TensorFlow or the model loads
+        raise refusal
     outputs = target.output_formats()
     allowed = tuple(s for f in outputs for s in f.suffixes)
     out = check_output(args, allowed, why=f"for --backend {backend}", directories=any(f.directory for f in outputs))

@@ -109,10 +109,8 @@ def _prepare(run: _Run, step: Step) -> None:
         elif step.key == "bf16":
             run.graphs["bf16"] = bf16_graph(run.graph("optimised"), run.topo)
         elif step.key == openvino_demo.PREPARE:
-            from tfcpu.demo._openvino import openvino_models
-
             source = run.graphs.get("optimised") or run.graph("frozen")
-            run.graphs.update(openvino_models(source, run.topo, run.calibration_batches))
+            run.graphs.update(openvino_demo.openvino_models(source, run.topo, run.calibration_batches))
     except _Skip:
         return
     except TfcpuError as exc:

@@ -198,12 +198,12 @@ def _tensors(specs: Any, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"key": k, **s.to_dict()} for s, k in zip(specs, keys, strict=True)]
 
 
-def _signature_record(model: Model, in_keys: tuple[str, ...], out_keys: tuple[str, ...]) -> dict[str, Any]:
+def _signature_record(entry: _Entry) -> dict[str, Any]:
     """What one signature's graph is: its tensors, precision, passes, what it needs from the runtime."""
-    meta = model.metadata
+    model, meta = entry.model, entry.model.metadata
     record: dict[str, Any] = {
-        "inputs": _tensors(model.inputs, in_keys),
-        "outputs": _tensors(model.outputs, out_keys),
+        "inputs": _tensors(model.inputs, entry.in_keys),
+        "outputs": _tensors(model.outputs, entry.out_keys),
         "precision": meta.get("precision", "fp32"),
         "needs_onednn": model.needs_onednn,
     }
@@ -219,22 +219,18 @@ def _record(entries: list[_Entry]) -> dict[str, Any]:
     from tfcpu import __version__
 
     first = entries[0]
-    meta = first.model.metadata
+    signatures = {e.name: _signature_record(e) for e in entries}
+    top = signatures[first.name]
     record: dict[str, Any] = {
         "tfcpu": __version__,
         "source": first.model.source,
-        "signature": {
-            "name": first.name,
-            "inputs": _tensors(first.model.inputs, first.in_keys),
-            "outputs": _tensors(first.model.outputs, first.out_keys),
-        },
-        "precision": meta.get("precision", "fp32"),
+        "signature": {"name": first.name, "inputs": top["inputs"], "outputs": top["outputs"]},
+        **{k: v for k, v in top.items() if k not in ("inputs", "outputs")},
         "needs_onednn": any(e.model.needs_onednn for e in entries),
     }
-    for key in ("optimized_with", "remainder", "fp32_nodes", "weights"):
-        if key in meta:
-            record[key] = _plain(meta[key])
-    record["signatures"] = {e.name: _signature_record(e.model, e.in_keys, e.out_keys) for e in entries}
+    if "weights" in first.model.metadata:
+        record["weights"] = _plain(first.model.metadata["weights"])
+    record["signatures"] = signatures
     if record["needs_onednn"]:
         record["runtime"] = ONEDNN_NOTE
     return record
@@ -274,10 +270,6 @@ class _Entry:
     model: Model
     in_keys: tuple[str, ...]
     out_keys: tuple[str, ...]
-
-    def fingerprint(self) -> bytes:
-        """Equal for signatures that can share one function (the same graph, tensors and keys)."""
-        return signature_fingerprint(self.model)
 
 
 def _entries(models: Model | Mapping[str, Model], where: Path) -> list[_Entry]:
@@ -336,7 +328,7 @@ def save_savedmodel(model: Model | Mapping[str, Model], path: Path, *, serving: 
         shared: dict[bytes, Any] = {}
         signatures = {}
         for i, entry in enumerate(entries):
-            key = entry.fingerprint()
+            key = signature_fingerprint(entry.model)
             if key not in shared:
                 shared[key] = _functions(entry.model, entry.in_keys, entry.out_keys)
                 setattr(module, f"signature_{len(shared) - 1}", shared[key][0])

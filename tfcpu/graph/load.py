@@ -407,7 +407,7 @@ def _from_function(fn: Any, inputs: tuple[str, ...] | None, outputs: tuple[str, 
 def _from_saved_model(
     path: Path, inputs: tuple[str, ...] | None, outputs: tuple[str, ...] | None, signature: str | None
 ) -> Model:
-    loaded, signatures = _saved_model_signatures(path)  # loaded holds the variables the functions read
+    _loaded, signatures = _saved_model_signatures(path)  # _loaded holds the variables the functions read
     key = signature or ("serving_default" if "serving_default" in signatures else None)
     if key is None:
         if len(signatures) > 1:
@@ -426,9 +426,7 @@ def _from_saved_model(
             why=did_you_mean(key, signatures),
             hint="signatures: " + ", ".join(sorted(signatures)),
         )
-    model = _freeze_signature(path, key, signatures[key], inputs, outputs)
-    del loaded
-    return model
+    return _freeze_signature(path, key, signatures[key], inputs, outputs)
 
 
 def saved_model_signatures(path: Path) -> dict[str, Model]:
@@ -436,11 +434,9 @@ def saved_model_signatures(path: Path) -> dict[str, Model]:
 
     ``serving_default`` comes first when there is one, the others in name order.
     """
-    loaded, signatures = _saved_model_signatures(path)  # loaded holds the variables the functions read
+    _loaded, signatures = _saved_model_signatures(path)  # _loaded holds the variables the functions read
     order = sorted(signatures, key=lambda k: (k != "serving_default", k))
-    models = {key: _freeze_signature(path, key, signatures[key], None, None) for key in order}
-    del loaded
-    return models
+    return {key: _freeze_signature(path, key, signatures[key], None, None) for key in order}
 
 
 def _saved_model_signatures(path: Path) -> tuple[Any, dict[str, Any]]:

@@ -272,18 +272,12 @@ class Quantizer:
                 f"Quantizer.run needs a tfcpu Model, got {type(model).__name__}", hint="load it with tfcpu.load(...)"
             )
         from tfcpu import formats
-        from tfcpu.quantize.targets import TARGETS, get_target
+        from tfcpu.quantize.targets import get_target
 
-        target, fmt = get_target(self.target, where="Quantizer.run"), formats.for_model(model)
-        if not target.accepts(fmt, self.precision):  # before any work (issue 23)
-            others = [t.name for t in TARGETS.values() if t.accepts(fmt, self.precision)]
-            raise ConfigError(
-                f"a {fmt.name} model cannot be quantised to {self.precision} for {target.name}",
-                where=model.source,
-                why=f"the {target.name} {self.precision} pipeline does not read {fmt.description}",
-                hint=(f"quantise it with .backend({others[0]!r}) / --backend {others[0]}, or " if others else "")
-                + "quantise the TensorFlow model it was converted from",
-            )
+        target = get_target(self.target, where="Quantizer.run")
+        refusal = target.refusal(formats.for_model(model), self.precision, where=model.source)
+        if refusal is not None:  # before any work (issue 23)
+            raise refusal
         if self.calibration is None and self.precision == "int8":
             raise ConfigError(
                 "no calibration data",

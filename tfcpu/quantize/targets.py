@@ -72,6 +72,25 @@ class QuantizeTarget:
         entry = self.pipelines.get(precision)
         return entry is not None and entry[0] in fmt.quantizers
 
+    def refusal(self, fmt: Format, precision: str, *, where: str) -> ConfigError | None:
+        """The error for quantising a model of format ``fmt`` here at ``precision`` (None when it can),
+        naming the target that can and the files it writes: one message for the API and the CLI."""
+        if self.accepts(fmt, precision):
+            return None
+        others = [t for t in TARGETS.values() if t.accepts(fmt, precision)]
+        use = ""
+        if others:
+            files = " or ".join(f"OUT{f.suffixes[0]}" for f in others[0].output_formats() if f.suffixes) or "DIR"
+            use = (
+                f"quantise it with .backend({others[0].name!r}) / --backend {others[0].name} (written as {files}), or "
+            )
+        return ConfigError(
+            f"a {fmt.name} model cannot be quantised to {precision} for {self.name} (--backend {self.name})",
+            where=where,
+            why=f"the {self.name} {precision} pipeline does not read {fmt.description}",
+            hint=use + "quantise the TensorFlow model it was converted from",
+        )
+
     def output_formats(self) -> tuple[Format, ...]:
         """The formats the result can be written as."""
         from tfcpu.formats import FORMATS
